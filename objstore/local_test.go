@@ -1,0 +1,428 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+func newTestLocal(t *testing.T) *Local {
+	t.Helper()
+	l, err := NewLocal(filepath.Join(t.TempDir(), "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func readAll(t *testing.T, l *Local, id ID, size int) []byte {
+	t.Helper()
+	p := make([]byte, size+10)
+	n, err := l.ReadAt(context.Background(), id, p, 0)
+	if err != io.EOF {
+		t.Fatalf("ReadAt past end: n=%d err=%v, want io.EOF", n, err)
+	}
+	return p[:n]
+}
+
+func TestPutReadOverwriteDelete(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	id := NewID()
+	data := []byte("hello, object store")
+	if err := l.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, l, id, len(data)); !bytes.Equal(got, data) {
+		t.Fatalf("read %q, want %q", got, data)
+	}
+	data2 := bytes.Repeat([]byte("x"), 5000)
+	if err := l.Put(ctx, id, data2); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, l, id, len(data2)); !bytes.Equal(got, data2) {
+		t.Fatalf("after overwrite read %d bytes, want %d", len(got), len(data2))
+	}
+	// Overwrite with shorter content must not leave a tail of the old content.
+	if err := l.Put(ctx, id, []byte("ab")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, l, id, 2); string(got) != "ab" {
+		t.Fatalf("after short overwrite read %q", got)
+	}
+	if err := l.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ReadAt(ctx, id, make([]byte, 1), 0); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("read after delete: %v, want ErrNotExist", err)
+	}
+	if err := l.Delete(ctx, id); err != nil {
+		t.Fatalf("delete of missing object: %v", err)
+	}
+	if err := l.Delete(ctx, NewID()); err != nil {
+		t.Fatalf("delete of never-written object (no fan-out dir): %v", err)
+	}
+}
+
+func TestEmptyObject(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	id := NewID()
+	if err := l.Put(ctx, id, nil); err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.ReadAt(ctx, id, make([]byte, 4), 0)
+	if n != 0 || err != io.EOF {
+		t.Fatalf("ReadAt on empty object: %d, %v", n, err)
+	}
+	n, err = l.ReadAt(ctx, id, nil, 0)
+	if n != 0 || err != nil {
+		t.Fatalf("zero-length ReadAt: %d, %v", n, err)
+	}
+}
+
+func TestReadAtOffsets(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	id := NewID()
+	data := make([]byte, 1000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := l.Put(ctx, id, data); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		off     int64
+		n       int
+		wantN   int
+		wantEOF bool
+	}{
+		{0, 10, 10, false},
+		{500, 100, 100, false},
+		{990, 10, 10, false}, // ends exactly at EOF: io.ReaderAt may return nil
+		{995, 10, 5, true},
+		{1000, 10, 0, true},
+		{5000, 10, 0, true},
+		{0, 1000, 1000, false},
+		{0, 1001, 1000, true},
+	}
+	for _, c := range cases {
+		p := make([]byte, c.n)
+		n, err := l.ReadAt(ctx, id, p, c.off)
+		if n != c.wantN {
+			t.Errorf("ReadAt(off=%d, len=%d) n=%d, want %d", c.off, c.n, n, c.wantN)
+		}
+		if c.wantEOF && err != io.EOF {
+			t.Errorf("ReadAt(off=%d, len=%d) err=%v, want io.EOF", c.off, c.n, err)
+		}
+		if !c.wantEOF && err != nil {
+			t.Errorf("ReadAt(off=%d, len=%d) err=%v, want nil", c.off, c.n, err)
+		}
+		if c.off < int64(len(data)) && !bytes.Equal(p[:n], data[c.off:c.off+int64(n)]) {
+			t.Errorf("ReadAt(off=%d, len=%d) wrong bytes", c.off, c.n)
+		}
+	}
+	if _, err := l.ReadAt(ctx, id, make([]byte, 1), -1); err == nil {
+		t.Error("negative offset accepted")
+	}
+}
+
+func TestMissing(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	if _, err := l.ReadAt(ctx, NewID(), make([]byte, 1), 0); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("ReadAt missing: %v, want ErrNotExist", err)
+	}
+	present := NewID()
+	if err := l.Put(ctx, present, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	missing := present
+	missing[15] ^= 1 // same fan-out dir, so the dir exists and only the file is missing
+	if err := l.Sync(ctx, []ID{present, missing}); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("Sync with missing: %v, want ErrNotExist", err)
+	}
+	if err := l.Sync(ctx, []ID{NewID()}); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("Sync missing (no fan-out dir): %v, want ErrNotExist", err)
+	}
+	if err := l.Sync(ctx, []ID{present}); err != nil {
+		t.Fatalf("Sync present: %v", err)
+	}
+	if err := l.Sync(ctx, nil); err != nil {
+		t.Fatalf("Sync nothing: %v", err)
+	}
+}
+
+func TestWalk(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	want := map[ID]int64{}
+	for i := 0; i < 300; i++ {
+		id := NewID()
+		data := bytes.Repeat([]byte{byte(i)}, i)
+		if err := l.Put(ctx, id, data); err != nil {
+			t.Fatal(err)
+		}
+		want[id] = int64(i)
+	}
+	// Debris that must not be reported: a temp file, an ID in the wrong fan-out dir,
+	// an upper-case name, a stray file at the top and a non-hex directory.
+	some := NewID()
+	fan := filepath.Join(l.Dir(), some.String()[:2])
+	os.MkdirAll(fan, 0o700)
+	mustWrite(t, filepath.Join(fan, tmpPrefix+"123456"), "tmp")
+	wrongFan := NewID()
+	wrongFan[0] = some[0] + 1
+	mustWrite(t, filepath.Join(fan, wrongFan.String()), "misplaced")
+	upper := some
+	upper[1] = 0xab
+	mustWrite(t, filepath.Join(fan, fmt.Sprintf("%X", upper[:])), "upper")
+	mustWrite(t, filepath.Join(l.Dir(), "README"), "stray")
+	os.MkdirAll(filepath.Join(l.Dir(), "zz"), 0o700)
+	mustWrite(t, filepath.Join(l.Dir(), "zz", some.String()), "nonhex dir")
+
+	got := map[ID]int64{}
+	err := l.Walk(ctx, func(id ID, size int64) error {
+		if _, dup := got[id]; dup {
+			t.Errorf("Walk reported %s twice", id)
+		}
+		got[id] = size
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Walk found %d objects, want %d", len(got), len(want))
+	}
+	for id, size := range want {
+		if got[id] != size {
+			t.Errorf("Walk %s size %d, want %d", id, got[id], size)
+		}
+	}
+
+	// An error from fn stops the walk and comes back unchanged.
+	stop := errors.New("stop")
+	calls := 0
+	err = l.Walk(ctx, func(ID, int64) error { calls++; return stop })
+	if err != stop || calls != 1 {
+		t.Fatalf("Walk with failing fn: err=%v calls=%d", err, calls)
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	calls = 0
+	err = l.Walk(cctx, func(ID, int64) error {
+		calls++
+		if calls == 5 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || calls != 5 {
+		t.Fatalf("Walk after cancel: err=%v calls=%d", err, calls)
+	}
+}
+
+func mustWrite(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestModesAndLayout(t *testing.T) {
+	ctx := context.Background()
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "a", "b")
+	l, err := NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	id := NewID()
+	if err := l.Put(ctx, id, []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	checkMode(t, dir, fs.ModeDir|0o700)
+	checkMode(t, filepath.Join(dir, id.String()[:2]), fs.ModeDir|0o700)
+	checkMode(t, filepath.Join(dir, id.String()[:2], id.String()), 0o600)
+
+	ents, err := os.ReadDir(filepath.Join(dir, id.String()[:2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != id.String() {
+		t.Fatalf("fan-out dir holds %v, want only the object (no temp left behind)", ents)
+	}
+	if err := l.Sync(ctx, []ID{id}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func checkMode(t *testing.T, path string, want fs.FileMode) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode() != want {
+		t.Errorf("%s: mode %v, want %v", path, st.Mode(), want)
+	}
+}
+
+func TestPutFailureRemovesTemp(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	id := NewID()
+	// A directory where the object should be makes the rename fail after the temp file
+	// has been written.
+	if err := os.MkdirAll(filepath.Join(l.path(id), "blocker"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	err := l.Put(ctx, id, []byte("data"))
+	if err == nil {
+		t.Fatal("Put over a non-empty directory succeeded")
+	}
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		t.Errorf("Put error %v does not wrap the errno", err)
+	}
+	ents, _ := os.ReadDir(l.fanDir(id))
+	for _, e := range ents {
+		if e.Name() != id.String() {
+			t.Errorf("left behind %s", e.Name())
+		}
+	}
+}
+
+func TestConcurrentPuts(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	const workers, per = 8, 50
+	ids := make([][]ID, workers)
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*per)
+	for w := 0; w < workers; w++ {
+		ids[w] = make([]ID, per)
+		for i := range ids[w] {
+			ids[w][i] = NewID()
+		}
+		// Force collisions on fan-out directory creation.
+		ids[w][0][0] = 0x42
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i, id := range ids[w] {
+				if err := l.Put(ctx, id, []byte(fmt.Sprintf("%d/%d", w, i))); err != nil {
+					errs <- err
+				}
+				if i%10 == 9 {
+					if err := l.Sync(ctx, ids[w][i-9:i+1]); err != nil {
+						errs <- err
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var all []string
+	if err := l.Walk(ctx, func(id ID, _ int64) error { all = append(all, id.String()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != workers*per {
+		t.Fatalf("Walk found %d, want %d", len(all), workers*per)
+	}
+	sort.Strings(all)
+	for w := range ids {
+		for i, id := range ids[w] {
+			want := fmt.Sprintf("%d/%d", w, i)
+			p := make([]byte, len(want))
+			if _, err := l.ReadAt(ctx, id, p, 0); err != nil || string(p) != want {
+				t.Errorf("%s: %q, %v; want %q", id, p, err, want)
+			}
+		}
+	}
+}
+
+func TestConcurrentOverwriteSameID(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	id := NewID()
+	a, b := bytes.Repeat([]byte("a"), 64<<10), bytes.Repeat([]byte("b"), 64<<10)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(data []byte) {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				if err := l.Put(ctx, id, data); err != nil {
+					t.Error(err)
+				}
+			}
+		}([][]byte{a, b}[w%2])
+	}
+	// Readers must see one whole version or the other, never a mix.
+	for i := 0; i < 50; i++ {
+		p := make([]byte, len(a))
+		n, err := l.ReadAt(ctx, id, p, 0)
+		if errors.Is(err, ErrNotExist) {
+			continue
+		}
+		if err != nil || n != len(a) {
+			t.Fatalf("read: n=%d err=%v", n, err)
+		}
+		if !bytes.Equal(p, a) && !bytes.Equal(p, b) {
+			t.Fatal("torn read during overwrite")
+		}
+	}
+	wg.Wait()
+}
+
+func TestCanceledContext(t *testing.T) {
+	l := newTestLocal(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Put(ctx, NewID(), []byte("x")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put with canceled ctx: %v", err)
+	}
+}
+
+func TestUsageAndClose(t *testing.T) {
+	l := newTestLocal(t)
+	u, err := l.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.TotalBytes == 0 || u.FreeBytes > u.TotalBytes || u.AvailBytes > u.FreeBytes {
+		t.Fatalf("implausible usage %+v", u)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Put(context.Background(), NewID(), nil); err == nil {
+		t.Fatal("Put after Close succeeded")
+	}
+}
+
+func TestNewLocalOnFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	mustWrite(t, f, "x")
+	if _, err := NewLocal(f); err == nil {
+		t.Fatal("NewLocal on a regular file succeeded")
+	}
+}
