@@ -1,0 +1,370 @@
+package meta
+
+// Every key and value layout of the metadata store lives in this file. The layouts are
+// the on-disk format: changing one means a new FormatVersion (keys) or a new codec version
+// byte (values).
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrCorrupt is returned (wrapped) when a stored key or value cannot be decoded.
+var ErrCorrupt = errors.New("meta: corrupt record")
+
+// Key prefixes, one byte per kind. Badger keeps its own keys under "!badger!" (0x21), so
+// ours stay below it. Never renumber: these are on disk.
+const (
+	pfxSuperblock byte = 0x01
+	pfxSequence   byte = 0x02
+	pfxInode      byte = 0x10
+	pfxEntry      byte = 0x11
+	pfxChunk      byte = 0x12
+	pfxXattr      byte = 0x13
+	pfxSealedKey  byte = 0x14
+	pfxSymlink    byte = 0x15
+	pfxBucket     byte = 0x16
+	pfxOrphan     byte = 0x17
+)
+
+// codecV1 leads every value so a later layout can be told apart from this one.
+const codecV1 byte = 1
+
+var be = binary.BigEndian
+
+// ---- keys ----
+
+func superblockKey() []byte { return []byte{pfxSuperblock} }
+
+func sequenceKey(name string) []byte {
+	return append([]byte{pfxSequence}, name...)
+}
+
+// inoKey is prefix|ino(8). Big-endian so that byte order is numeric order.
+func inoKey(pfx byte, ino Ino) []byte {
+	k := make([]byte, 9, 9+16)
+	k[0] = pfx
+	be.PutUint64(k[1:], uint64(ino))
+	return k
+}
+
+func decodeInoKey(pfx byte, k []byte) (Ino, error) {
+	if len(k) != 9 || k[0] != pfx {
+		return 0, fmt.Errorf("%w: bad key %x for kind %#x", ErrCorrupt, k, pfx)
+	}
+	return Ino(be.Uint64(k[1:])), nil
+}
+
+func inodeKey(ino Ino) []byte     { return inoKey(pfxInode, ino) }
+func sealedKeyKey(ino Ino) []byte { return inoKey(pfxSealedKey, ino) }
+func symlinkKey(ino Ino) []byte   { return inoKey(pfxSymlink, ino) }
+func bucketKey(ino Ino) []byte    { return inoKey(pfxBucket, ino) }
+func orphanKey(ino Ino) []byte    { return inoKey(pfxOrphan, ino) }
+
+// entryPrefix is the prefix shared by all entries of one directory. The parent is fixed
+// width, so a name can never be mistaken for part of another parent's number.
+func entryPrefix(parent Ino) []byte { return inoKey(pfxEntry, parent) }
+
+func entryKey(parent Ino, name string) []byte {
+	return append(entryPrefix(parent), name...)
+}
+
+func decodeEntryKey(k []byte) (Ino, string, error) {
+	return decodeNamedKey(pfxEntry, k)
+}
+
+func xattrPrefix(ino Ino) []byte { return inoKey(pfxXattr, ino) }
+
+func xattrKey(ino Ino, name string) []byte {
+	return append(xattrPrefix(ino), name...)
+}
+
+func decodeXattrKey(k []byte) (Ino, string, error) {
+	return decodeNamedKey(pfxXattr, k)
+}
+
+// decodeNamedKey rejects an empty name: such a key would equal the prefix of the whole
+// range and is never written.
+func decodeNamedKey(pfx byte, k []byte) (Ino, string, error) {
+	if len(k) <= 9 || k[0] != pfx {
+		return 0, "", fmt.Errorf("%w: bad key %x for kind %#x", ErrCorrupt, k, pfx)
+	}
+	return Ino(be.Uint64(k[1:9])), string(k[9:]), nil
+}
+
+func chunkPrefix(ino Ino) []byte { return inoKey(pfxChunk, ino) }
+
+func chunkKey(ino Ino, index uint64) []byte {
+	return be.AppendUint64(chunkPrefix(ino), index)
+}
+
+func decodeChunkKey(k []byte) (Ino, uint64, error) {
+	if len(k) != 17 || k[0] != pfxChunk {
+		return 0, 0, fmt.Errorf("%w: bad chunk key %x", ErrCorrupt, k)
+	}
+	return Ino(be.Uint64(k[1:9])), be.Uint64(k[9:]), nil
+}
+
+// ---- values ----
+//
+// Integers are varints, and decoding accepts only the shortest form, so every value has
+// exactly one encoding: decode(x) succeeding implies encode(decode(x)) == x.
+
+type reader struct {
+	kind string
+	b    []byte
+	err  error
+}
+
+func newReader(kind string, b []byte) *reader {
+	r := &reader{kind: kind, b: b}
+	if len(b) == 0 {
+		r.fail("empty")
+	} else if b[0] != codecV1 {
+		r.fail(fmt.Sprintf("unknown codec version %d", b[0]))
+	} else {
+		r.b = b[1:]
+	}
+	return r
+}
+
+func (r *reader) fail(why string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s value: %s", ErrCorrupt, r.kind, why)
+	}
+	r.b = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	switch {
+	case n == 0:
+		r.fail("truncated")
+		return 0
+	case n < 0:
+		r.fail("varint overflow")
+		return 0
+	case n > 1 && r.b[n-1] == 0:
+		r.fail("non-minimal varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	u := r.uvarint()
+	v := int64(u >> 1)
+	if u&1 != 0 {
+		v = ^v
+	}
+	return v
+}
+
+func (r *reader) u32() uint32 {
+	v := r.uvarint()
+	if v > math.MaxUint32 {
+		r.fail("32-bit field out of range")
+		return 0
+	}
+	return uint32(v)
+}
+
+func (r *reader) fixed(p []byte) {
+	if r.err != nil {
+		return
+	}
+	if len(r.b) < len(p) {
+		r.fail("truncated")
+		return
+	}
+	copy(p, r.b)
+	r.b = r.b[len(p):]
+}
+
+func (r *reader) rest() []byte {
+	b := r.b
+	r.b = nil
+	return b
+}
+
+func (r *reader) lenBytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.fail("truncated")
+		return nil
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	return b
+}
+
+// done reports the first error, or trailing bytes, which would mean a layout we do not
+// know.
+func (r *reader) done() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail(fmt.Sprintf("%d trailing bytes", len(r.b)))
+	}
+	return r.err
+}
+
+func appendVarint(b []byte, v int64) []byte { return binary.AppendVarint(b, v) }
+
+func encodeSuperblock(format uint64) []byte {
+	return binary.AppendUvarint([]byte{codecV1}, format)
+}
+
+func decodeSuperblock(b []byte) (uint64, error) {
+	r := newReader("superblock", b)
+	v := r.uvarint()
+	return v, r.done()
+}
+
+func encodeSequence(next uint64) []byte {
+	return binary.AppendUvarint([]byte{codecV1}, next)
+}
+
+func decodeSequence(b []byte) (uint64, error) {
+	r := newReader("sequence", b)
+	v := r.uvarint()
+	return v, r.done()
+}
+
+// encodeInode leaves out Ino: the key carries it.
+func encodeInode(in *Inode) []byte {
+	b := make([]byte, 1, 64)
+	b[0] = codecV1
+	b = binary.AppendUvarint(b, uint64(in.Mode))
+	b = binary.AppendUvarint(b, uint64(in.Uid))
+	b = binary.AppendUvarint(b, uint64(in.Gid))
+	b = binary.AppendUvarint(b, uint64(in.Nlink))
+	b = binary.AppendUvarint(b, uint64(in.Rdev))
+	b = binary.AppendUvarint(b, in.Size)
+	b = appendVarint(b, in.Atime)
+	b = appendVarint(b, in.Mtime)
+	b = appendVarint(b, in.Ctime)
+	b = binary.AppendUvarint(b, in.Gen)
+	b = binary.AppendUvarint(b, uint64(in.Parent))
+	b = binary.AppendUvarint(b, uint64(in.Bucket))
+	b = binary.AppendUvarint(b, uint64(in.ChunkSize))
+	b = append(b, in.FileID[:]...)
+	return b
+}
+
+func decodeInode(ino Ino, b []byte) (Inode, error) {
+	r := newReader("inode", b)
+	in := Inode{Ino: ino}
+	in.Mode = r.u32()
+	in.Uid = r.u32()
+	in.Gid = r.u32()
+	in.Nlink = r.u32()
+	in.Rdev = r.u32()
+	in.Size = r.uvarint()
+	in.Atime = r.varint()
+	in.Mtime = r.varint()
+	in.Ctime = r.varint()
+	in.Gen = r.uvarint()
+	in.Parent = Ino(r.uvarint())
+	in.Bucket = Ino(r.uvarint())
+	in.ChunkSize = r.u32()
+	r.fixed(in.FileID[:])
+	if err := r.done(); err != nil {
+		return Inode{}, err
+	}
+	return in, nil
+}
+
+// encodeEntry leaves out the name: the key carries it.
+func encodeEntry(e *Entry) []byte {
+	b := []byte{codecV1}
+	b = binary.AppendUvarint(b, uint64(e.Ino))
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	return b
+}
+
+func decodeEntry(name string, b []byte) (Entry, error) {
+	r := newReader("entry", b)
+	e := Entry{Name: name}
+	e.Ino = Ino(r.uvarint())
+	e.Mode = r.u32()
+	if err := r.done(); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// encodeChunk leaves out the index: the key carries it.
+func encodeChunk(c *Chunk) []byte {
+	b := make([]byte, 1, 1+16+10+5+5)
+	b[0] = codecV1
+	b = append(b, c.Object[:]...)
+	b = binary.AppendUvarint(b, c.Version)
+	b = binary.AppendUvarint(b, uint64(c.PlainLen))
+	b = binary.AppendUvarint(b, uint64(c.StoredLen))
+	return b
+}
+
+func decodeChunk(index uint64, b []byte) (Chunk, error) {
+	r := newReader("chunk", b)
+	c := Chunk{Index: index}
+	r.fixed(c.Object[:])
+	c.Version = r.uvarint()
+	c.PlainLen = r.u32()
+	c.StoredLen = r.u32()
+	if err := r.done(); err != nil {
+		return Chunk{}, err
+	}
+	return c, nil
+}
+
+// Blobs (xattr values, sealed keys, symlink targets) are opaque: version byte + bytes.
+func encodeBlob(p []byte) []byte {
+	b := make([]byte, 1+len(p))
+	b[0] = codecV1
+	copy(b[1:], p)
+	return b
+}
+
+// decodeBlob returns a slice of b, not a copy.
+func decodeBlob(kind string, b []byte) ([]byte, error) {
+	r := newReader(kind, b)
+	p := r.rest()
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	if p == nil {
+		p = []byte{}
+	}
+	return p, nil
+}
+
+func encodeBucketConfig(c *BucketConfig) []byte {
+	b := []byte{codecV1}
+	b = binary.AppendUvarint(b, uint64(len(c.DefaultKey)))
+	b = append(b, c.DefaultKey...)
+	return b
+}
+
+func decodeBucketConfig(b []byte) (BucketConfig, error) {
+	r := newReader("bucket config", b)
+	var c BucketConfig
+	c.DefaultKey = string(r.lenBytes())
+	if err := r.done(); err != nil {
+		return BucketConfig{}, err
+	}
+	return c, nil
+}
+
+func encodeOrphan() []byte { return []byte{codecV1} }
+
+func decodeOrphan(b []byte) error {
+	return newReader("orphan", b).done()
+}

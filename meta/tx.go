@@ -1,0 +1,379 @@
+package meta
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Tx is one transaction, valid only inside the Update or View callback that received it.
+// Everything it returns is a copy and outlives the transaction.
+//
+// Iterating methods read a batch, close Badger's iterator, then call fn, so fn may use
+// the same Tx freely (look up, write, even iterate). Writes fn makes to keys later in the
+// range being iterated are seen by the iteration.
+type Tx struct {
+	txn *badger.Txn
+}
+
+// scanBatch bounds how many records an iteration holds in memory at once.
+const scanBatch = 256
+
+func (tx *Tx) get(key []byte) ([]byte, error) {
+	item, err := tx.txn.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+// notFound maps Badger's miss to ErrNotFound and wraps everything with what was asked for.
+func notFound(err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return fmt.Errorf("meta: %s: %w", what, ErrNotFound)
+	}
+	return fmt.Errorf("meta: %s: %w", what, err)
+}
+
+func wrap(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("meta: %s: %w", fmt.Sprintf(format, args...), err)
+}
+
+// scan visits the keys under prefix, starting at start (nil = the first), in key order.
+// visit returning false stops the scan.
+func (tx *Tx) scan(prefix, start []byte, keysOnly bool, visit func(key, val []byte) (bool, error)) error {
+	seek := prefix
+	if start != nil {
+		seek = start
+	}
+	type kv struct{ key, val []byte }
+	batch := make([]kv, 0, 16)
+	for {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		opts.PrefetchValues = !keysOnly
+		it := tx.txn.NewIterator(opts)
+		batch = batch[:0]
+		var err error
+		for it.Seek(seek); it.Valid() && len(batch) < scanBatch; it.Next() {
+			item := it.Item()
+			e := kv{key: item.KeyCopy(nil)}
+			if !keysOnly {
+				if e.val, err = item.ValueCopy(nil); err != nil {
+					break
+				}
+			}
+			batch = append(batch, e)
+		}
+		more := err == nil && it.Valid()
+		it.Close()
+		if err != nil {
+			return err
+		}
+		for _, e := range batch {
+			cont, err := visit(e.key, e.val)
+			if err != nil || !cont {
+				return err
+			}
+		}
+		if !more {
+			return nil
+		}
+		// The smallest key strictly after the last one seen.
+		last := batch[len(batch)-1].key
+		seek = append(last[:len(last):len(last)], 0)
+	}
+}
+
+// ---- inodes ----
+
+func (tx *Tx) Inode(ino Ino) (Inode, error) {
+	v, err := tx.get(inodeKey(ino))
+	if err != nil {
+		return Inode{}, notFound(err, "inode %d", ino)
+	}
+	in, err := decodeInode(ino, v)
+	return in, wrap(err, "inode %d", ino)
+}
+
+func (tx *Tx) PutInode(in *Inode) error {
+	if in.Ino == 0 {
+		return errors.New("meta: put inode: inode number 0")
+	}
+	return wrap(tx.txn.Set(inodeKey(in.Ino), encodeInode(in)), "put inode %d", in.Ino)
+}
+
+// DeleteInode removes the inode and everything keyed by it, and returns the chunks it
+// removed so the caller can delete their objects once this commit is durable.
+func (tx *Tx) DeleteInode(ino Ino) ([]Chunk, error) {
+	if _, err := tx.txn.Get(inodeKey(ino)); err != nil {
+		return nil, notFound(err, "delete inode %d", ino)
+	}
+	var chunks []Chunk
+	var keys [][]byte
+	err := tx.scan(chunkPrefix(ino), nil, false, func(k, v []byte) (bool, error) {
+		_, idx, err := decodeChunkKey(k)
+		if err != nil {
+			return false, err
+		}
+		c, err := decodeChunk(idx, v)
+		if err != nil {
+			return false, err
+		}
+		chunks = append(chunks, c)
+		keys = append(keys, k)
+		return true, nil
+	})
+	if err != nil {
+		return nil, wrap(err, "delete inode %d: chunks", ino)
+	}
+	err = tx.scan(xattrPrefix(ino), nil, true, func(k, _ []byte) (bool, error) {
+		keys = append(keys, k)
+		return true, nil
+	})
+	if err != nil {
+		return nil, wrap(err, "delete inode %d: xattrs", ino)
+	}
+	keys = append(keys, sealedKeyKey(ino), symlinkKey(ino), bucketKey(ino), orphanKey(ino), inodeKey(ino))
+	for _, k := range keys {
+		if err := tx.txn.Delete(k); err != nil {
+			return nil, wrap(err, "delete inode %d", ino)
+		}
+	}
+	return chunks, nil
+}
+
+func (tx *Tx) Inodes(fn func(Inode) bool) error {
+	err := tx.scan([]byte{pfxInode}, nil, false, func(k, v []byte) (bool, error) {
+		ino, err := decodeInoKey(pfxInode, k)
+		if err != nil {
+			return false, err
+		}
+		in, err := decodeInode(ino, v)
+		if err != nil {
+			return false, fmt.Errorf("inode %d: %w", ino, err)
+		}
+		return fn(in), nil
+	})
+	return wrap(err, "inodes")
+}
+
+// ---- directory entries ----
+
+func (tx *Tx) Lookup(parent Ino, name string) (Entry, error) {
+	if name == "" {
+		return Entry{}, fmt.Errorf("meta: lookup %d/%q: %w", parent, name, ErrNotFound)
+	}
+	v, err := tx.get(entryKey(parent, name))
+	if err != nil {
+		return Entry{}, notFound(err, "lookup %d/%q", parent, name)
+	}
+	e, err := decodeEntry(name, v)
+	return e, wrap(err, "lookup %d/%q", parent, name)
+}
+
+func (tx *Tx) PutEntry(parent Ino, e Entry) error {
+	if e.Name == "" {
+		return fmt.Errorf("meta: put entry in %d: empty name", parent)
+	}
+	return wrap(tx.txn.Set(entryKey(parent, e.Name), encodeEntry(&e)), "put entry %d/%q", parent, e.Name)
+}
+
+func (tx *Tx) DeleteEntry(parent Ino, name string) error {
+	if name == "" {
+		return fmt.Errorf("meta: delete entry %d/%q: %w", parent, name, ErrNotFound)
+	}
+	k := entryKey(parent, name)
+	if _, err := tx.txn.Get(k); err != nil {
+		return notFound(err, "delete entry %d/%q", parent, name)
+	}
+	return wrap(tx.txn.Delete(k), "delete entry %d/%q", parent, name)
+}
+
+// Entries lists a directory in bytewise name order, starting strictly after `after`, so
+// a readdir can resume from the last name it returned.
+func (tx *Tx) Entries(parent Ino, after string, fn func(Entry) bool) error {
+	prefix := entryPrefix(parent)
+	var start []byte
+	if after != "" {
+		start = append(entryKey(parent, after), 0)
+	}
+	err := tx.scan(prefix, start, false, func(k, v []byte) (bool, error) {
+		_, name, err := decodeEntryKey(k)
+		if err != nil {
+			return false, err
+		}
+		e, err := decodeEntry(name, v)
+		if err != nil {
+			return false, fmt.Errorf("%q: %w", name, err)
+		}
+		return fn(e), nil
+	})
+	return wrap(err, "entries of %d", parent)
+}
+
+func (tx *Tx) HasEntries(parent Ino) (bool, error) {
+	found := false
+	err := tx.scan(entryPrefix(parent), nil, true, func([]byte, []byte) (bool, error) {
+		found = true
+		return false, nil
+	})
+	return found, wrap(err, "entries of %d", parent)
+}
+
+// ---- chunk maps ----
+
+func (tx *Tx) Chunk(ino Ino, index uint64) (Chunk, error) {
+	v, err := tx.get(chunkKey(ino, index))
+	if err != nil {
+		return Chunk{}, notFound(err, "inode %d chunk %d", ino, index)
+	}
+	c, err := decodeChunk(index, v)
+	return c, wrap(err, "inode %d chunk %d", ino, index)
+}
+
+func (tx *Tx) Chunks(ino Ino, from uint64, fn func(Chunk) bool) error {
+	err := tx.scan(chunkPrefix(ino), chunkKey(ino, from), false, func(k, v []byte) (bool, error) {
+		_, idx, err := decodeChunkKey(k)
+		if err != nil {
+			return false, err
+		}
+		c, err := decodeChunk(idx, v)
+		if err != nil {
+			return false, fmt.Errorf("chunk %d: %w", idx, err)
+		}
+		return fn(c), nil
+	})
+	return wrap(err, "chunks of inode %d", ino)
+}
+
+func (tx *Tx) PutChunk(ino Ino, c Chunk) error {
+	return wrap(tx.txn.Set(chunkKey(ino, c.Index), encodeChunk(&c)), "put inode %d chunk %d", ino, c.Index)
+}
+
+func (tx *Tx) DeleteChunk(ino Ino, index uint64) error {
+	return wrap(tx.txn.Delete(chunkKey(ino, index)), "delete inode %d chunk %d", ino, index)
+}
+
+// ---- xattrs ----
+
+func (tx *Tx) Xattr(ino Ino, name string) ([]byte, error) {
+	if name == "" {
+		return nil, fmt.Errorf("meta: inode %d xattr %q: %w", ino, name, ErrNotFound)
+	}
+	v, err := tx.get(xattrKey(ino, name))
+	if err != nil {
+		return nil, notFound(err, "inode %d xattr %q", ino, name)
+	}
+	b, err := decodeBlob("xattr", v)
+	return b, wrap(err, "inode %d xattr %q", ino, name)
+}
+
+func (tx *Tx) SetXattr(ino Ino, name string, value []byte) error {
+	if name == "" {
+		return fmt.Errorf("meta: set xattr on inode %d: empty name", ino)
+	}
+	return wrap(tx.txn.Set(xattrKey(ino, name), encodeBlob(value)), "set inode %d xattr %q", ino, name)
+}
+
+func (tx *Tx) RemoveXattr(ino Ino, name string) error {
+	if name == "" {
+		return fmt.Errorf("meta: remove inode %d xattr %q: %w", ino, name, ErrNotFound)
+	}
+	k := xattrKey(ino, name)
+	if _, err := tx.txn.Get(k); err != nil {
+		return notFound(err, "remove inode %d xattr %q", ino, name)
+	}
+	return wrap(tx.txn.Delete(k), "remove inode %d xattr %q", ino, name)
+}
+
+func (tx *Tx) Xattrs(ino Ino) ([]string, error) {
+	names := []string{}
+	err := tx.scan(xattrPrefix(ino), nil, true, func(k, _ []byte) (bool, error) {
+		_, name, err := decodeXattrKey(k)
+		if err != nil {
+			return false, err
+		}
+		names = append(names, name)
+		return true, nil
+	})
+	if err != nil {
+		return nil, wrap(err, "xattrs of inode %d", ino)
+	}
+	// Key order is already bytewise name order; sorting guards that promise cheaply.
+	if !sort.StringsAreSorted(names) {
+		sort.Strings(names)
+	}
+	return names, nil
+}
+
+// ---- sealed keys, symlinks, bucket configs ----
+
+func (tx *Tx) SealedKey(ino Ino) ([]byte, error) {
+	v, err := tx.get(sealedKeyKey(ino))
+	if err != nil {
+		return nil, notFound(err, "inode %d sealed key", ino)
+	}
+	b, err := decodeBlob("sealed key", v)
+	return b, wrap(err, "inode %d sealed key", ino)
+}
+
+func (tx *Tx) PutSealedKey(ino Ino, sealed []byte) error {
+	return wrap(tx.txn.Set(sealedKeyKey(ino), encodeBlob(sealed)), "put inode %d sealed key", ino)
+}
+
+func (tx *Tx) Symlink(ino Ino) (string, error) {
+	v, err := tx.get(symlinkKey(ino))
+	if err != nil {
+		return "", notFound(err, "inode %d symlink", ino)
+	}
+	b, err := decodeBlob("symlink", v)
+	return string(b), wrap(err, "inode %d symlink", ino)
+}
+
+func (tx *Tx) PutSymlink(ino Ino, target string) error {
+	return wrap(tx.txn.Set(symlinkKey(ino), encodeBlob([]byte(target))), "put inode %d symlink", ino)
+}
+
+func (tx *Tx) BucketConfig(bucket Ino) (BucketConfig, error) {
+	v, err := tx.get(bucketKey(bucket))
+	if err != nil {
+		return BucketConfig{}, notFound(err, "bucket %d config", bucket)
+	}
+	c, err := decodeBucketConfig(v)
+	return c, wrap(err, "bucket %d config", bucket)
+}
+
+func (tx *Tx) PutBucketConfig(bucket Ino, c BucketConfig) error {
+	return wrap(tx.txn.Set(bucketKey(bucket), encodeBucketConfig(&c)), "put bucket %d config", bucket)
+}
+
+// ---- orphans ----
+
+func (tx *Tx) AddOrphan(ino Ino) error {
+	return wrap(tx.txn.Set(orphanKey(ino), encodeOrphan()), "add orphan %d", ino)
+}
+
+func (tx *Tx) RemoveOrphan(ino Ino) error {
+	return wrap(tx.txn.Delete(orphanKey(ino)), "remove orphan %d", ino)
+}
+
+func (tx *Tx) Orphans(fn func(Ino) bool) error {
+	err := tx.scan([]byte{pfxOrphan}, nil, false, func(k, v []byte) (bool, error) {
+		ino, err := decodeInoKey(pfxOrphan, k)
+		if err != nil {
+			return false, err
+		}
+		if err := decodeOrphan(v); err != nil {
+			return false, fmt.Errorf("orphan %d: %w", ino, err)
+		}
+		return fn(ino), nil
+	})
+	return wrap(err, "orphans")
+}
