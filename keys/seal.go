@@ -1,0 +1,432 @@
+package keys
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/md5"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/minio/sio"
+)
+
+// SSE types, as S3 and MinIO name them. The type is also the KEK derivation's domain,
+// so a key sealed as one type cannot be unsealed as another.
+const (
+	SSES3  = "SSE-S3"
+	SSEKMS = "SSE-KMS"
+	SSEC   = "SSE-C"
+)
+
+// AlgorithmDARE is the sealing algorithm: KEK = HMAC-SHA256 over the sealing context,
+// OEK sealed with DARE 2.0. MinIO calls it the same.
+const AlgorithmDARE = "DAREv2-HMAC-SHA256"
+
+var (
+	// ErrClientKeyMismatch: an SSE-C key was given but it is not the one the file was
+	// sealed with (S3 403 AccessDenied).
+	ErrClientKeyMismatch = errors.New("SSE-C key does not match the key the object was encrypted with")
+	// ErrClientKeyRequired: the file is SSE-C and no client key was given (S3 400, FUSE EACCES).
+	ErrClientKeyRequired = errors.New("object is encrypted with an SSE-C key: the key is required")
+)
+
+// SealedKey is the per-file crypto record that meta stores as opaque bytes. Nothing in
+// it lets anyone recover the OEK without the KMS (or, for SSE-C, the client's key).
+type SealedKey struct {
+	SSEType      string   // SSE-S3, SSE-KMS, SSE-C
+	KeyName      string   // external key name (empty for SSE-C)
+	SealedDEK    []byte   // KMS ciphertext of the data key (empty for SSE-C)
+	IV           [32]byte // random per seal
+	Algorithm    string   // AlgorithmDARE
+	Bucket       string   // key context: {"bucket": Bucket}
+	SealedOEK    []byte   // the OEK sealed with the KEK (DARE 2.0)
+	ClientKeyMD5 [16]byte // SSE-C only: MD5 of the customer key, to verify; never the key
+}
+
+const (
+	sealedKeyVersion1 = 0x01
+	// A bound on every variable field, so a corrupt length cannot ask for gigabytes
+	// and every record Marshal writes, Unmarshal reads.
+	maxSealedKeyField = 1 << 16
+	oekSealedSize     = 32 + 32 // DARE 2.0: 16-byte header + 32-byte OEK + 16-byte tag
+)
+
+// MarshalBinary encodes the record as: version 1, then SSEType, KeyName, SealedDEK,
+// IV (32), Algorithm, Bucket, SealedOEK, ClientKeyMD5 (16), where each variable field
+// is a minimal uvarint length and its bytes. The encoding is canonical: one record,
+// one byte string.
+func (k *SealedKey) MarshalBinary() ([]byte, error) {
+	fields := [...][]byte{[]byte(k.SSEType), []byte(k.KeyName), k.SealedDEK,
+		[]byte(k.Algorithm), []byte(k.Bucket), k.SealedOEK}
+	n := 1 + len(k.IV) + len(k.ClientKeyMD5)
+	for _, f := range fields {
+		if len(f) > maxSealedKeyField {
+			return nil, fmt.Errorf("keys: sealed key field of %d bytes exceeds %d", len(f), maxSealedKeyField)
+		}
+		n += binary.MaxVarintLen32 + len(f)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, sealedKeyVersion1)
+	b = appendField(b, fields[0])
+	b = appendField(b, fields[1])
+	b = appendField(b, fields[2])
+	b = append(b, k.IV[:]...)
+	b = appendField(b, fields[3])
+	b = appendField(b, fields[4])
+	b = appendField(b, fields[5])
+	b = append(b, k.ClientKeyMD5[:]...)
+	return b, nil
+}
+
+func appendField(b, f []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(f)))
+	return append(b, f...)
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote. It rejects anything else
+// (truncation, trailing bytes, an unknown version, non-minimal lengths) rather than
+// guess, and never panics. It checks structure only; Unseal judges the contents.
+func (k *SealedKey) UnmarshalBinary(b []byte) error {
+	d := decoder{b: b}
+	if v := d.byte(); d.err == nil && v != sealedKeyVersion1 {
+		return fmt.Errorf("keys: sealed key: unsupported format version %d", v)
+	}
+	var out SealedKey
+	out.SSEType = string(d.field())
+	out.KeyName = string(d.field())
+	out.SealedDEK = bytes.Clone(d.field())
+	d.fixed(out.IV[:])
+	out.Algorithm = string(d.field())
+	out.Bucket = string(d.field())
+	out.SealedOEK = bytes.Clone(d.field())
+	d.fixed(out.ClientKeyMD5[:])
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		return fmt.Errorf("keys: sealed key: %w", d.err)
+	}
+	*k = out
+	return nil
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+var errTruncated = errors.New("truncated")
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 {
+		d.err = errTruncated
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) fixed(dst []byte) {
+	if d.err != nil {
+		return
+	}
+	if len(d.b) < len(dst) {
+		d.err = errTruncated
+		return
+	}
+	copy(dst, d.b)
+	d.b = d.b[len(dst):]
+}
+
+func (d *decoder) field() []byte {
+	if d.err != nil {
+		return nil
+	}
+	n, m := binary.Uvarint(d.b)
+	switch {
+	case m == 0:
+		d.err = errTruncated
+		return nil
+	case m < 0 || n > maxSealedKeyField:
+		d.err = errors.New("field length out of range")
+		return nil
+	case m != len(binary.AppendUvarint(nil, n)):
+		// A padded varint would decode to the same record as the minimal one; refusing
+		// it keeps one record ↔ one byte string.
+		d.err = errors.New("non-minimal field length")
+		return nil
+	}
+	d.b = d.b[m:]
+	if uint64(len(d.b)) < n {
+		d.err = errTruncated
+		return nil
+	}
+	f := d.b[:n:n]
+	d.b = d.b[n:]
+	return f
+}
+
+// Sealer seals and unseals per-file OEKs, caching DEK plaintexts for a bounded time so
+// that creating or reading many files does not cost a KMS round trip each. The cache
+// bounds how long a key disabled in the KMS keeps working.
+//
+// Sealer is safe for concurrent use.
+type Sealer struct {
+	kms        KMS
+	defaultKey string
+	ttl        time.Duration
+	now        func() time.Time // replaced in tests
+
+	mu      sync.Mutex
+	gen     uint64 // bumped by Forget, so a fetch in flight does not refill the cache
+	entries map[cacheKey]*cacheEntry
+	flights map[cacheKey]*flight
+	swept   time.Time
+}
+
+// NewSealer returns a Sealer that seals with defaultKey when no key is named and caches
+// DEKs for ttl. A ttl of 0 (or less) disables caching: every Seal and Unseal asks the KMS.
+func NewSealer(kms KMS, defaultKey string, ttl time.Duration) *Sealer {
+	return &Sealer{
+		kms:        kms,
+		defaultKey: defaultKey,
+		ttl:        max(ttl, 0),
+		now:        time.Now,
+		entries:    make(map[cacheKey]*cacheEntry),
+		flights:    make(map[cacheKey]*flight),
+	}
+}
+
+// DefaultKey returns the external key name used when Seal is given none.
+func (s *Sealer) DefaultKey() string { return s.defaultKey }
+
+// Forget drops and zeroes every cached DEK, e.g. after a key was disabled and must stop
+// working now rather than at the end of the TTL.
+func (s *Sealer) Forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gen++
+	s.dropAllLocked()
+}
+
+// Seal seals oek for the file fileID in bucket under the external key keyName (the
+// default key if empty), as sseType (SSE-S3 or SSE-KMS).
+func (s *Sealer) Seal(ctx context.Context, sseType, keyName, bucket string, fileID [16]byte, oek [32]byte) (SealedKey, error) {
+	if sseType != SSES3 && sseType != SSEKMS {
+		return SealedKey{}, fmt.Errorf("keys: seal: SSE type %q is not %s or %s", sseType, SSES3, SSEKMS)
+	}
+	if keyName == "" {
+		keyName = s.defaultKey
+	}
+	if keyName == "" {
+		return SealedKey{}, errors.New("keys: seal: no key name and no default key")
+	}
+	dek, ct, err := s.sealingDEK(ctx, keyName, bucket)
+	defer clear(dek[:])
+	if err != nil {
+		return SealedKey{}, err
+	}
+	k := SealedKey{
+		SSEType:   sseType,
+		KeyName:   keyName,
+		SealedDEK: ct,
+		Algorithm: AlgorithmDARE,
+		Bucket:    bucket,
+	}
+	mustRandom(k.IV[:])
+	if k.SealedOEK, err = sealOEK(dek[:], &k, fileID, oek); err != nil {
+		return SealedKey{}, err
+	}
+	return k, nil
+}
+
+// Unseal recovers the OEK of the file fileID from k. A record that does not belong to
+// this file or was altered fails with ErrDecrypt; KMS errors (ErrKeyNotFound,
+// ErrKeyDisabled, ErrUnavailable) come back wrapped.
+func (s *Sealer) Unseal(ctx context.Context, k SealedKey, fileID [16]byte) ([32]byte, error) {
+	switch {
+	case k.SSEType == SSEC:
+		return [32]byte{}, fmt.Errorf("keys: unseal: %w", ErrClientKeyRequired)
+	case k.SSEType != SSES3 && k.SSEType != SSEKMS:
+		return [32]byte{}, fmt.Errorf("keys: unseal: unknown SSE type: %w", ErrDecrypt)
+	case k.KeyName == "" || len(k.SealedDEK) == 0:
+		return [32]byte{}, fmt.Errorf("keys: unseal: record has no sealed data key: %w", ErrDecrypt)
+	}
+	if err := checkAlgorithm(&k); err != nil {
+		return [32]byte{}, err
+	}
+	dek, err := s.unsealDEK(ctx, k.KeyName, k.Bucket, k.SealedDEK)
+	defer clear(dek[:])
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return unsealOEK(dek[:], &k, fileID)
+}
+
+// SealWithClientKey seals oek as SSE-C: the client's key takes the DEK's place as the
+// KEK input, and only its MD5 is kept, to tell a wrong key from a damaged record.
+func (s *Sealer) SealWithClientKey(bucket string, fileID [16]byte, clientKey [32]byte, oek [32]byte) (SealedKey, error) {
+	k := SealedKey{
+		SSEType:      SSEC,
+		Algorithm:    AlgorithmDARE,
+		Bucket:       bucket,
+		ClientKeyMD5: md5.Sum(clientKey[:]),
+	}
+	mustRandom(k.IV[:])
+	var err error
+	if k.SealedOEK, err = sealOEK(clientKey[:], &k, fileID, oek); err != nil {
+		return SealedKey{}, err
+	}
+	return k, nil
+}
+
+// UnsealWithClientKey recovers the OEK of an SSE-C file. A key whose MD5 differs from
+// the stored one is ErrClientKeyMismatch; a matching key that still fails is a
+// damaged or moved record, ErrDecrypt.
+func (s *Sealer) UnsealWithClientKey(k SealedKey, fileID [16]byte, clientKey [32]byte) ([32]byte, error) {
+	if k.SSEType != SSEC {
+		return [32]byte{}, fmt.Errorf("keys: unseal: object is %q, not SSE-C: no client key may be given", k.SSEType)
+	}
+	if err := checkAlgorithm(&k); err != nil {
+		return [32]byte{}, err
+	}
+	sum := md5.Sum(clientKey[:])
+	if subtle.ConstantTimeCompare(sum[:], k.ClientKeyMD5[:]) != 1 {
+		return [32]byte{}, fmt.Errorf("keys: unseal: %w", ErrClientKeyMismatch)
+	}
+	return unsealOEK(clientKey[:], &k, fileID)
+}
+
+func checkAlgorithm(k *SealedKey) error {
+	if k.Algorithm != AlgorithmDARE {
+		return fmt.Errorf("keys: unseal: unknown sealing algorithm %q: %w", k.Algorithm, ErrDecrypt)
+	}
+	return nil
+}
+
+// kek derives the key that seals one file's OEK. Every variable input is
+// length-prefixed (IV and file ID have fixed sizes), so distinct tuples never feed
+// HMAC the same bytes; binding the file ID rather than the path keeps renames O(1)
+// and makes a record copied to another file useless.
+func kek(secret []byte, k *SealedKey, fileID [16]byte) [32]byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(k.IV[:])
+	for _, f := range [...]string{k.SSEType, k.Algorithm, k.Bucket} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+		mac.Write(n[:])
+		mac.Write([]byte(f))
+	}
+	mac.Write(fileID[:])
+	var out [32]byte
+	mac.Sum(out[:0])
+	return out
+}
+
+func sioConfig(key []byte) sio.Config {
+	return sio.Config{MinVersion: sio.Version20, MaxVersion: sio.Version20, Key: key}
+}
+
+func sealOEK(secret []byte, k *SealedKey, fileID [16]byte, oek [32]byte) ([]byte, error) {
+	key := kek(secret, k, fileID)
+	defer clear(key[:])
+	var buf bytes.Buffer
+	buf.Grow(oekSealedSize)
+	if _, err := sio.Encrypt(&buf, bytes.NewReader(oek[:]), sioConfig(key[:])); err != nil {
+		return nil, fmt.Errorf("keys: sealing object key: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func unsealOEK(secret []byte, k *SealedKey, fileID [16]byte) ([32]byte, error) {
+	var oek [32]byte
+	if len(k.SealedOEK) != oekSealedSize {
+		return oek, fmt.Errorf("keys: unseal: sealed object key has %d bytes, want %d: %w",
+			len(k.SealedOEK), oekSealedSize, ErrDecrypt)
+	}
+	key := kek(secret, k, fileID)
+	defer clear(key[:])
+	out, err := sio.DecryptBuffer(make([]byte, 0, oekSealedSize), k.SealedOEK, sioConfig(key[:]))
+	defer clear(out)
+	if err != nil || len(out) != len(oek) {
+		return oek, fmt.Errorf("keys: unseal: object key does not authenticate (wrong file, key or context, or tampered): %w", ErrDecrypt)
+	}
+	copy(oek[:], out)
+	return oek, nil
+}
+
+func keyContext(bucket string) Context { return Context{"bucket": bucket} }
+
+// sealingDEK returns the DEK (and its sealed form) to seal new files with in bucket.
+func (s *Sealer) sealingDEK(ctx context.Context, name, bucket string) ([32]byte, []byte, error) {
+	ck := cacheKey{name: name, bucket: bucket}
+	dek, ct, err := s.cached(ctx, ck, func(ctx context.Context, gen uint64) ([32]byte, []byte, error) {
+		var dek [32]byte
+		d, err := s.kms.GenerateKey(ctx, name, keyContext(bucket))
+		defer clear(d.Plaintext)
+		if err != nil {
+			return dek, nil, fmt.Errorf("keys: generating data key with %q: %w", name, err)
+		}
+		if len(d.Plaintext) != len(dek) || len(d.Ciphertext) == 0 {
+			return dek, nil, fmt.Errorf("keys: KMS key %q returned a %d-byte data key and a %d-byte ciphertext, want 32 and some",
+				name, len(d.Plaintext), len(d.Ciphertext))
+		}
+		copy(dek[:], d.Plaintext)
+		ct := bytes.Clone(d.Ciphertext)
+		if s.ttl > 0 {
+			// Reading a file back soon after writing it is common; this saves the Decrypt.
+			s.mu.Lock()
+			s.putLocked(gen, cacheKey{unseal: true, name: name, bucket: bucket, sum: sha256.Sum256(ct)}, dek, nil)
+			s.mu.Unlock()
+		}
+		return dek, ct, nil
+	})
+	if err != nil {
+		return dek, nil, err
+	}
+	// Each SealedKey gets its own copy, so no caller can alter the cached ciphertext.
+	return dek, bytes.Clone(ct), nil
+}
+
+// unsealDEK returns the plaintext of a sealed DEK.
+func (s *Sealer) unsealDEK(ctx context.Context, name, bucket string, sealed []byte) ([32]byte, error) {
+	ck := cacheKey{unseal: true, name: name, bucket: bucket, sum: sha256.Sum256(sealed)}
+	dek, _, err := s.cached(ctx, ck, func(ctx context.Context, _ uint64) ([32]byte, []byte, error) {
+		var dek [32]byte
+		p, err := s.kms.Decrypt(ctx, name, sealed, keyContext(bucket))
+		defer clear(p)
+		if err != nil {
+			return dek, nil, fmt.Errorf("keys: unsealing data key with %q: %w", name, err)
+		}
+		if len(p) != len(dek) {
+			return dek, nil, fmt.Errorf("keys: KMS key %q unsealed a %d-byte data key, want 32: %w", name, len(p), ErrDecrypt)
+		}
+		copy(dek[:], p)
+		return dek, nil, nil
+	})
+	return dek, err
+}
+
+// NewOEK returns a fresh random object encryption key.
+func NewOEK() [32]byte {
+	var k [32]byte
+	mustRandom(k[:])
+	return k
+}
+
+// NewFileID returns a fresh random file ID.
+func NewFileID() [16]byte {
+	var id [16]byte
+	mustRandom(id[:])
+	return id
+}
