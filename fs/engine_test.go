@@ -1,0 +1,367 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ssefs/ssefs/keys"
+	"github.com/ssefs/ssefs/meta"
+	"github.com/ssefs/ssefs/objstore"
+)
+
+// testEnv is an engine on real stores in a temporary directory, reopenable to check
+// what survives.
+type testEnv struct {
+	t      testing.TB
+	dir    string
+	key    []byte
+	master *keys.Static
+	cfg    Config
+	db     *meta.DB
+	store  *objstore.Local
+	e      *Engine
+	bucket Ino
+}
+
+func newTestEnv(t testing.TB, chunkSize uint32, writeBuffer int64) *testEnv {
+	t.Helper()
+	master, err := keys.GenerateMasterKey("test-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	env := &testEnv{t: t, dir: t.TempDir(), key: key, master: master,
+		cfg: Config{ChunkSize: chunkSize, WriteBuffer: writeBuffer}}
+	env.open()
+	a, err := env.e.Mkdir(context.Background(), RootIno, "bucket", Owner{Mode: 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.bucket = a.Ino
+	t.Cleanup(func() { env.close() })
+	return env
+}
+
+func (env *testEnv) open() {
+	t := env.t
+	var err error
+	if env.db, err = meta.Open(filepath.Join(env.dir, "meta"), env.key, meta.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if env.store, err = objstore.NewLocal(filepath.Join(env.dir, "objects")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := env.cfg
+	cfg.Meta, cfg.Store, cfg.Sealer = env.db, env.store, keys.NewSealer(env.master, env.master.Name(), 0)
+	if env.e, err = New(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (env *testEnv) close() {
+	if env.e == nil {
+		return
+	}
+	if err := env.e.Close(); err != nil {
+		env.t.Errorf("engine close: %v", err)
+	}
+	env.db.Close()
+	env.store.Close()
+	env.e = nil
+}
+
+// crash drops the engine without flushing or closing it, as kill -9 would, keeping
+// only what was committed.
+func (env *testEnv) crash() {
+	close(env.e.stop)
+	<-env.e.done
+	env.db.Close()
+	env.store.Close()
+	env.e = nil
+}
+
+func (env *testEnv) reopen() {
+	env.close()
+	env.open()
+}
+
+func readAll(t *testing.T, e *Engine, ino Ino) []byte {
+	t.Helper()
+	h, err := e.Open(context.Background(), ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(context.Background())
+	a := h.Attr()
+	buf := make([]byte, a.Size)
+	n, err := h.ReadAt(context.Background(), buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		t.Fatalf("read: %v", err)
+	}
+	return buf[:n]
+}
+
+// TestRandomIOMatchesModel drives random writes, truncates, flushes and reopens against
+// a plain byte slice, with a chunk size that is not a multiple of DARE's packages and a
+// write buffer small enough to force flushes under pressure.
+func TestRandomIOMatchesModel(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3, 4} {
+		env := newTestEnv(t, 100_000, 300_000)
+		ctx := context.Background()
+		r := mrand.New(mrand.NewPCG(seed, seed))
+		a, h, err := env.e.Create(ctx, env.bucket, "f", Owner{Mode: 0o644}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ino := a.Ino
+		var model []byte
+		for step := 0; step < 300; step++ {
+			switch op := r.IntN(10); {
+			case op < 5:
+				off := r.IntN(700_000)
+				n := r.IntN(150_000) + 1
+				data := make([]byte, n)
+				for i := range data {
+					data[i] = byte(r.IntN(256))
+				}
+				if _, err := h.WriteAt(ctx, data, int64(off)); err != nil {
+					t.Fatalf("seed %d step %d write: %v", seed, step, err)
+				}
+				if off+n > len(model) {
+					model = append(model, make([]byte, off+n-len(model))...)
+				}
+				copy(model[off:], data)
+			case op < 7:
+				size := r.IntN(800_000)
+				if err := h.Truncate(ctx, uint64(size)); err != nil {
+					t.Fatalf("seed %d step %d truncate: %v", seed, step, err)
+				}
+				if size < len(model) {
+					model = model[:size]
+				} else {
+					model = append(model, make([]byte, size-len(model))...)
+				}
+			case op < 8:
+				if err := h.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+			case op < 9:
+				if err := h.Release(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if r.IntN(3) == 0 {
+					env.reopen()
+				}
+				if h, err = env.e.Open(ctx, ino); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				off := r.IntN(len(model) + 1)
+				n := r.IntN(200_000)
+				buf := make([]byte, n)
+				k, err := h.ReadAt(ctx, buf, int64(off))
+				want := model[off:min(len(model), off+n)]
+				if k != len(want) || !bytes.Equal(buf[:k], want) {
+					t.Fatalf("seed %d step %d: read %d+%d gave %d bytes (want %d), equal=%v",
+						seed, step, off, n, k, len(want), bytes.Equal(buf[:k], want))
+				}
+				if k < n && !errors.Is(err, io.EOF) {
+					t.Fatalf("short read without io.EOF: %v", err)
+				}
+			}
+			if got := h.Attr().Size; got != uint64(len(model)) {
+				t.Fatalf("seed %d step %d: size %d, want %d", seed, step, got, len(model))
+			}
+		}
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		env.reopen()
+		if got := readAll(t, env.e, ino); !bytes.Equal(got, model) {
+			t.Fatalf("seed %d: content after reopen differs (len %d vs %d)", seed, len(got), len(model))
+		}
+	}
+}
+
+func TestTamperedChunkIsCorruptNotWrongBytes(t *testing.T) {
+	env := newTestEnv(t, 0, 0)
+	ctx := context.Background()
+	a, h, err := env.e.Create(ctx, env.bucket, "f", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 200_000) // about 3 chunks
+	if _, err := h.WriteAt(ctx, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var victim objstore.ID
+	if err := env.db.View(func(tx *meta.Tx) error {
+		c, err := tx.Chunk(meta.Ino(a.Ino), 1)
+		victim = c.Object
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(env.dir, "objects", victim.String()[:2], victim.String())
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[1000] ^= 1
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env.reopen()
+	h, err = env.e.Open(ctx, a.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	buf := make([]byte, 4096)
+	if _, err := h.ReadAt(ctx, buf, 1<<20+10); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read of tampered chunk: want ErrCorrupt, got %v", err)
+	}
+	// Chunks 0 and 2 are untouched and still read.
+	if _, err := h.ReadAt(ctx, buf, 10); err != nil || !bytes.Equal(buf, data[10:10+4096]) {
+		t.Fatalf("untouched chunk: %v", err)
+	}
+	if _, err := h.ReadAt(ctx, buf, 2<<20); err != nil || !bytes.Equal(buf, data[2<<20:2<<20+4096]) {
+		t.Fatalf("untouched chunk 2: %v", err)
+	}
+}
+
+func TestUnlinkedWhileOpenIsReclaimed(t *testing.T) {
+	env := newTestEnv(t, 0, 0)
+	ctx := context.Background()
+	a, h, err := env.e.Create(ctx, env.bucket, "f", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, []byte("still here"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.e.Unlink(ctx, env.bucket, "f"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.Lookup(ctx, env.bucket, "f"); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("lookup after unlink: %v", err)
+	}
+	buf := make([]byte, 10)
+	if _, err := h.ReadAt(ctx, buf, 0); err != nil || string(buf) != "still here" {
+		t.Fatalf("read through open handle after unlink: %q %v", buf, err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The process dies with the file open: the next start must reclaim it.
+	env.crash()
+	env.open()
+	err = env.db.View(func(tx *meta.Tx) error {
+		_, err := tx.Inode(meta.Ino(a.Ino))
+		return err
+	})
+	if !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("orphan inode after restart: %v", err)
+	}
+	objects := 0
+	env.store.Walk(ctx, func(objstore.ID, int64) error { objects++; return nil })
+	if err := env.e.SyncAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objects = 0
+	env.store.Walk(ctx, func(objstore.ID, int64) error { objects++; return nil })
+	if objects != 0 {
+		t.Fatalf("%d chunk objects of the reclaimed orphan remain", objects)
+	}
+}
+
+func TestRenameSemantics(t *testing.T) {
+	env := newTestEnv(t, 0, 0)
+	ctx := context.Background()
+	e, b := env.e, env.bucket
+	mk := func(parent Ino, name string) Ino {
+		a, err := e.Mkdir(ctx, parent, name, Owner{Mode: 0o755})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Ino
+	}
+	file := func(parent Ino, name, content string) Ino {
+		a, h, err := e.Create(ctx, parent, name, Owner{Mode: 0o644}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.WriteAt(ctx, []byte(content), 0)
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return a.Ino
+	}
+	d1, d2 := mk(b, "d1"), mk(b, "d2")
+	sub := mk(d1, "sub")
+	file(d1, "a", "AAA")
+	file(d2, "b", "BBB")
+
+	if err := e.Rename(ctx, b, "d1", sub, "x", 0); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("dir into its own subdir: %v", err)
+	}
+	if err := e.Rename(ctx, d1, "a", d2, "b", RenameNoReplace); !errors.Is(err, ErrExist) {
+		t.Fatalf("noreplace over existing: %v", err)
+	}
+	if err := e.Rename(ctx, d1, "a", d2, "b", RenameExchange); err != nil {
+		t.Fatal(err)
+	}
+	ab, _ := e.Lookup(ctx, d2, "b")
+	if got := readAll(t, e, ab.Ino); string(got) != "AAA" {
+		t.Fatalf("after exchange d2/b = %q", got)
+	}
+	if err := e.Rename(ctx, d1, "a", d2, "b", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Lookup(ctx, d1, "a"); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("source still there: %v", err)
+	}
+	ab, _ = e.Lookup(ctx, d2, "b")
+	if got := readAll(t, e, ab.Ino); string(got) != "BBB" {
+		t.Fatalf("after replace d2/b = %q", got)
+	}
+	// Moving a directory updates both parents' link counts.
+	if err := e.Rename(ctx, d1, "sub", d2, "sub", 0); err != nil {
+		t.Fatal(err)
+	}
+	a1, _ := e.GetAttr(ctx, d1)
+	a2, _ := e.GetAttr(ctx, d2)
+	if a1.Nlink != 2 || a2.Nlink != 3 {
+		t.Fatalf("nlink after moving a dir: d1 %d (want 2), d2 %d (want 3)", a1.Nlink, a2.Nlink)
+	}
+	if err := e.Rmdir(ctx, b, "d2"); !errors.Is(err, ErrNotEmpty) {
+		t.Fatalf("rmdir non-empty: %v", err)
+	}
+	other, err := e.Mkdir(ctx, RootIno, "other", Owner{Mode: 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Rename(ctx, d2, "b", other.Ino, "b", 0); !errors.Is(err, ErrCrossBucket) {
+		t.Fatalf("cross-bucket rename: %v", err)
+	}
+	if _, err := e.Mkdir(ctx, RootIno, "Bad_Name", Owner{Mode: 0o755}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invalid bucket name: %v", err)
+	}
+	if _, _, err := e.Create(ctx, RootIno, "file", Owner{Mode: 0o644}, true); !errors.Is(err, ErrPermission) {
+		t.Fatalf("file at the root: %v", err)
+	}
+	if err := e.SetXattr(ctx, ab.Ino, "ssefs.encryption", []byte("x"), 0); !errors.Is(err, ErrPermission) {
+		t.Fatalf("setting the read-only xattr: %v", err)
+	}
+}

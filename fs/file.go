@@ -1,0 +1,682 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ssefs/ssefs/keys"
+	"github.com/ssefs/ssefs/meta"
+	"github.com/ssefs/ssefs/objstore"
+)
+
+// maxFileSize keeps chunk indexes and offsets far from overflow.
+const maxFileSize = 1 << 50
+
+// openFile is the state of a regular file while at least one handle has it open. All
+// handles of one inode share it, so reads see every handle's writes (and mmap agrees
+// with read/write).
+type openFile struct {
+	e    *Engine
+	refs int // guarded by e.nsMu
+
+	mu       sync.Mutex
+	inode    meta.Inode // size and times here are newer than the stored ones
+	oek      [32]byte
+	chunks   map[uint64]*meta.Chunk // stored chunk records seen so far; nil value = no such chunk
+	dirty    map[uint64][]byte      // plaintext of chunks written since the last flush
+	bufBytes int64                  // capacity of the dirty buffers, for the global bound
+	changed  bool                   // size or times changed since the inode was last committed
+	unlinked bool                   // nlink reached 0 while open: delete at last release
+	deleted  bool                   // gone from the store: nothing more to flush
+}
+
+// Handle is one open of a regular file.
+type Handle struct {
+	of *openFile
+}
+
+// Ino returns the handle's inode number.
+func (h *Handle) Ino() Ino { return uint64(h.of.inode.Ino) }
+
+func (e *Engine) openState(ino Ino) *openFile {
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
+	return e.files[ino]
+}
+
+// Open opens a regular file for reading and writing.
+func (e *Engine) Open(ctx context.Context, ino Ino) (*Handle, error) {
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
+	return e.openLocked(ctx, ino)
+}
+
+func (e *Engine) openLocked(ctx context.Context, ino Ino) (*Handle, error) {
+	if of := e.files[ino]; of != nil {
+		of.refs++
+		return &Handle{of: of}, nil
+	}
+	var in meta.Inode
+	var sealed []byte
+	err := e.view(func(tx *meta.Tx) (err error) {
+		if in, err = tx.Inode(meta.Ino(ino)); err != nil {
+			return err
+		}
+		switch {
+		case isDirMode(in.Mode):
+			return ErrIsDir
+		case !isRegMode(in.Mode):
+			return fmt.Errorf("mode %o has no content: %w", in.Mode, ErrInvalid)
+		case in.Nlink == 0:
+			return ErrNotExist
+		}
+		sealed, err = tx.SealedKey(in.Ino)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %d: %w", ino, err)
+	}
+	var sk keys.SealedKey
+	if err := sk.UnmarshalBinary(sealed); err != nil {
+		return nil, fmt.Errorf("open %d: sealed key: %w: %v", ino, ErrCorrupt, err)
+	}
+	oek, err := e.sealer.Unseal(ctx, sk, in.FileID)
+	if err != nil {
+		err = classify(fmt.Errorf("open %d: unsealing its key (%s %q): %w", ino, sk.SSEType, sk.KeyName, err))
+		e.log.Error("cannot unseal file key", "ino", ino, "key", sk.KeyName, "err", err)
+		return nil, err
+	}
+	of := &openFile{e: e, inode: in, oek: oek, refs: 1}
+	e.files[ino] = of
+	return &Handle{of: of}, nil
+}
+
+// Attr returns the open file's current attributes.
+func (h *Handle) Attr() Attr {
+	h.of.mu.Lock()
+	defer h.of.mu.Unlock()
+	return attrOf(&h.of.inode)
+}
+
+func (of *openFile) cs() uint64 { return uint64(of.inode.ChunkSize) }
+
+// chunk returns the stored record of chunk idx, or nil for a hole.
+func (of *openFile) chunk(idx uint64) (*meta.Chunk, error) {
+	if c, ok := of.chunks[idx]; ok {
+		return c, nil
+	}
+	var c *meta.Chunk
+	err := of.e.view(func(tx *meta.Tx) error {
+		got, err := tx.Chunk(of.inode.Ino, idx)
+		if errors.Is(err, meta.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c = &got
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("chunk %d of %d: %w", idx, of.inode.Ino, err)
+	}
+	if of.chunks == nil {
+		of.chunks = make(map[uint64]*meta.Chunk)
+	}
+	of.chunks[idx] = c
+	return c, nil
+}
+
+// readStored decrypts plaintext [off, off+len(p)) of a stored chunk into p.
+func (of *openFile) readStored(ctx context.Context, c *meta.Chunk, p []byte, off int64) error {
+	start, end := encryptedSpan(off, int64(len(p)))
+	if end > int64(c.StoredLen) {
+		end = int64(c.StoredLen)
+	}
+	if start >= end {
+		return fmt.Errorf("chunk %d of inode %d: range beyond its %d stored bytes: %w", c.Index, of.inode.Ino, c.StoredLen, ErrCorrupt)
+	}
+	cipher := make([]byte, end-start)
+	n, err := of.e.store.ReadAt(ctx, c.Object, cipher, start)
+	if err != nil && !(errors.Is(err, io.EOF) && n == len(cipher)) {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("object %x is shorter than recorded: %w", c.Object, ErrCorrupt)
+		}
+		return of.e.reportCorrupt(of.inode.Ino, c.Index, classify(err))
+	}
+	key := chunkKey(&of.oek, of.inode.FileID, c.Index, c.Version)
+	if err := openChunkRange(&key, cipher, start, p, off); err != nil {
+		return of.e.reportCorrupt(of.inode.Ino, c.Index, err)
+	}
+	return nil
+}
+
+// reportCorrupt logs a chunk that failed authentication or went missing: tampered data
+// is an error the operator must see, never wrong bytes.
+func (e *Engine) reportCorrupt(ino meta.Ino, idx uint64, err error) error {
+	err = fmt.Errorf("inode %d chunk %d: %w", ino, idx, err)
+	if errors.Is(err, ErrCorrupt) {
+		e.log.Error("chunk failed authentication", "ino", uint64(ino), "chunk", idx, "err", err)
+	}
+	return err
+}
+
+// ReadAt reads with io.ReaderAt semantics: io.EOF when the file ends before p is full.
+func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	of := h.of
+	of.mu.Lock()
+	defer of.mu.Unlock()
+	if off < 0 {
+		return 0, fmt.Errorf("read at %d: %w", off, ErrInvalid)
+	}
+	size := int64(of.inode.Size)
+	if off >= size {
+		return 0, io.EOF
+	}
+	want := len(p)
+	if int64(want) > size-off {
+		p = p[:size-off]
+	}
+	cs := int64(of.cs())
+	for done := 0; done < len(p); {
+		pos := off + int64(done)
+		idx, lo := uint64(pos/cs), pos%cs
+		piece := p[done:min(len(p), done+int(cs-lo))]
+		if err := of.readChunk(ctx, idx, piece, lo); err != nil {
+			return done, err
+		}
+		done += len(piece)
+	}
+	if len(p) < want {
+		return len(p), io.EOF
+	}
+	return len(p), nil
+}
+
+// readChunk fills p with plaintext [lo, lo+len(p)) of chunk idx: from the write-back
+// buffer, else from the store, with zeros wherever nothing was written.
+func (of *openFile) readChunk(ctx context.Context, idx uint64, p []byte, lo int64) error {
+	if buf, ok := of.dirty[idx]; ok {
+		n := 0
+		if lo < int64(len(buf)) {
+			n = copy(p, buf[lo:])
+		}
+		clear(p[n:])
+		return nil
+	}
+	c, err := of.chunk(idx)
+	if err != nil {
+		return err
+	}
+	valid := 0
+	if c != nil && lo < int64(c.PlainLen) {
+		valid = int(min(int64(len(p)), int64(c.PlainLen)-lo))
+		if err := of.readStored(ctx, c, p[:valid], lo); err != nil {
+			return err
+		}
+	}
+	clear(p[valid:])
+	return nil
+}
+
+// WriteAt writes p at off into the file's write-back buffer; whole chunks are encrypted
+// and stored as soon as they fill, the rest on flush, fsync, release or memory pressure.
+func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) {
+	of := h.of
+	of.mu.Lock()
+	defer of.mu.Unlock()
+	if off < 0 || off+int64(len(p)) > maxFileSize {
+		return 0, fmt.Errorf("write of %d bytes at %d: %w", len(p), off, ErrTooBig)
+	}
+	if of.deleted {
+		return 0, fmt.Errorf("write to deleted inode %d: %w", of.inode.Ino, ErrNotExist)
+	}
+	cs := int64(of.cs())
+	var full []uint64
+	for done := 0; done < len(p); {
+		pos := off + int64(done)
+		idx, lo := uint64(pos/cs), pos%cs
+		n := min(len(p)-done, int(cs-lo))
+		buf, err := of.buffer(ctx, idx, lo == 0 && int64(n) == cs, int(lo)+n)
+		if err != nil {
+			return done, err
+		}
+		copy(buf[lo:], p[done:done+n])
+		if int64(len(buf)) == cs && lo+int64(n) == cs {
+			full = append(full, idx)
+		}
+		done += n
+	}
+	if end := uint64(off) + uint64(len(p)); end > of.inode.Size {
+		of.inode.Size = end
+	}
+	if len(p) > 0 {
+		touch(&of.inode, now())
+		of.changed = true
+	}
+	// A chunk written to its end is done with (sequential writes): store it now to bound
+	// memory. Under global pressure, store everything this file holds.
+	if of.e.dirty.total() > of.e.bufLimit {
+		full = nil
+		for idx := range of.dirty {
+			full = append(full, idx)
+		}
+	}
+	if len(full) > 0 {
+		if err := of.flushChunks(ctx, full); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// buffer returns chunk idx's write-back buffer, grown to at least n bytes. Unless the
+// caller overwrites the whole chunk, the buffer starts from the stored plaintext.
+func (of *openFile) buffer(ctx context.Context, idx uint64, whole bool, n int) ([]byte, error) {
+	buf, ok := of.dirty[idx]
+	if !ok && !whole {
+		c, err := of.chunk(idx)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil && c.PlainLen > 0 {
+			buf = of.grow(nil, int(c.PlainLen))
+			if err := of.readStored(ctx, c, buf, 0); err != nil {
+				of.release(buf)
+				return nil, err
+			}
+		}
+	}
+	if len(buf) < n {
+		buf = of.grow(buf, n)
+	}
+	if of.dirty == nil {
+		of.dirty = make(map[uint64][]byte)
+	}
+	of.dirty[idx] = buf
+	return buf, nil
+}
+
+// grow extends buf to n bytes (zero-filled), doubling its capacity up to one chunk, so
+// small files do not cost a whole chunk of memory each.
+func (of *openFile) grow(buf []byte, n int) []byte {
+	if n <= cap(buf) {
+		old := len(buf)
+		buf = buf[:n]
+		clear(buf[old:])
+		return buf
+	}
+	newCap := max(n, 2*cap(buf), 4096)
+	newCap = min(newCap, int(of.cs()))
+	nb := make([]byte, n, newCap)
+	copy(nb, buf)
+	of.e.dirty.add(int64(newCap - cap(buf)))
+	of.bufBytes += int64(newCap - cap(buf))
+	return nb
+}
+
+func (of *openFile) release(buf []byte) {
+	of.e.dirty.add(-int64(cap(buf)))
+	of.bufBytes -= int64(cap(buf))
+}
+
+// flushChunks encrypts and stores the named dirty chunks, then commits their records
+// and the inode in one transaction. Objects are written before the metadata that
+// references them; replaced objects are deleted only once that commit is durable.
+func (of *openFile) flushChunks(ctx context.Context, idxs []uint64) error {
+	if of.deleted {
+		return nil
+	}
+	if len(idxs) == 0 {
+		if !of.changed {
+			return nil
+		}
+		return of.commitInodeLocked()
+	}
+	slices.Sort(idxs)
+	e := of.e
+	records := make([]meta.Chunk, 0, len(idxs))
+	for _, idx := range idxs {
+		buf := of.dirty[idx]
+		version, err := e.db.NextVersion()
+		if err != nil {
+			return fmt.Errorf("chunk version: %w", err)
+		}
+		key := chunkKey(&of.oek, of.inode.FileID, idx, version)
+		sealed, err := sealChunk(&key, buf)
+		if err != nil {
+			return err
+		}
+		id := objstore.NewID()
+		if err := e.store.Put(ctx, id, sealed); err != nil {
+			e.discardObjects(idsOf(records))
+			return classify(fmt.Errorf("storing chunk %d of inode %d: %w", idx, of.inode.Ino, err))
+		}
+		e.markUnsynced(id)
+		records = append(records, meta.Chunk{Index: idx, Object: id, Version: version,
+			PlainLen: uint32(len(buf)), StoredLen: uint32(len(sealed))})
+	}
+	var replaced []meta.Chunk
+	err := e.update(func(tx *meta.Tx) error {
+		replaced = replaced[:0]
+		for i := range records {
+			old, err := tx.Chunk(of.inode.Ino, records[i].Index)
+			if err == nil {
+				replaced = append(replaced, old)
+			} else if !errors.Is(err, meta.ErrNotFound) {
+				return err
+			}
+			if err := tx.PutChunk(of.inode.Ino, records[i]); err != nil {
+				return err
+			}
+		}
+		return of.putInode(tx)
+	})
+	if err != nil {
+		e.discardObjects(idsOf(records))
+		return fmt.Errorf("committing chunks of inode %d: %w", of.inode.Ino, err)
+	}
+	of.changed = false
+	e.discardChunks(replaced)
+	if of.chunks == nil {
+		of.chunks = make(map[uint64]*meta.Chunk)
+	}
+	for i := range records {
+		of.chunks[records[i].Index] = &records[i]
+		of.release(of.dirty[records[i].Index])
+		delete(of.dirty, records[i].Index)
+	}
+	return nil
+}
+
+func idsOf(cs []meta.Chunk) []objstore.ID {
+	ids := make([]objstore.ID, len(cs))
+	for i, c := range cs {
+		ids[i] = c.Object
+	}
+	return ids
+}
+
+// putInode stores the fields an open file owns (size, times, mode, owner) over the
+// stored inode, keeping what namespace operations own (links, parent).
+func (of *openFile) putInode(tx *meta.Tx) error {
+	stored, err := tx.Inode(of.inode.Ino)
+	if err != nil {
+		return err
+	}
+	stored.Size, stored.Mtime, stored.Atime = of.inode.Size, of.inode.Mtime, of.inode.Atime
+	stored.Ctime = max(stored.Ctime, of.inode.Ctime)
+	stored.Mode, stored.Uid, stored.Gid = of.inode.Mode, of.inode.Uid, of.inode.Gid
+	of.inode.Nlink, of.inode.Parent, of.inode.Ctime = stored.Nlink, stored.Parent, stored.Ctime
+	return tx.PutInode(&stored)
+}
+
+func (of *openFile) commitInodeLocked() error {
+	if of.deleted {
+		return nil
+	}
+	if err := of.e.update(of.putInode); err != nil {
+		return fmt.Errorf("committing inode %d: %w", of.inode.Ino, err)
+	}
+	of.changed = false
+	return nil
+}
+
+// flushLocked stores every dirty chunk and the inode.
+func (of *openFile) flushLocked(ctx context.Context) error {
+	idxs := make([]uint64, 0, len(of.dirty))
+	for idx := range of.dirty {
+		idxs = append(idxs, idx)
+	}
+	return of.flushChunks(ctx, idxs)
+}
+
+// Truncate sets the file's size. Shrinking drops whole chunks past the end and shortens
+// the last one without rewriting it; growing leaves a hole that reads as zeros.
+func (h *Handle) Truncate(ctx context.Context, size uint64) error {
+	of := h.of
+	of.mu.Lock()
+	defer of.mu.Unlock()
+	if size > maxFileSize {
+		return fmt.Errorf("truncate to %d: %w", size, ErrTooBig)
+	}
+	if of.deleted {
+		return fmt.Errorf("truncate of deleted inode %d: %w", of.inode.Ino, ErrNotExist)
+	}
+	cs := of.cs()
+	keep := (size + cs - 1) / cs // chunks [0, keep) survive
+	tail := size - (keep-1)*cs   // plaintext bytes left in chunk keep-1
+	if size < of.inode.Size {
+		for idx, buf := range of.dirty {
+			switch {
+			case idx >= keep:
+				of.release(buf)
+				delete(of.dirty, idx)
+			case idx == keep-1 && uint64(len(buf)) > tail:
+				of.dirty[idx] = buf[:tail]
+			}
+		}
+	}
+	var dropped []meta.Chunk
+	var shortened *meta.Chunk
+	of.inode.Size = size
+	touch(&of.inode, now())
+	err := of.e.update(func(tx *meta.Tx) error {
+		dropped, shortened = dropped[:0], nil
+		err := tx.Chunks(of.inode.Ino, keep, func(c meta.Chunk) bool {
+			dropped = append(dropped, c)
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range dropped {
+			if err := tx.DeleteChunk(of.inode.Ino, c.Index); err != nil {
+				return err
+			}
+		}
+		if keep > 0 {
+			c, err := tx.Chunk(of.inode.Ino, keep-1)
+			if err == nil && uint64(c.PlainLen) > tail {
+				c.PlainLen = uint32(tail)
+				shortened = &c
+				if err := tx.PutChunk(of.inode.Ino, c); err != nil {
+					return err
+				}
+			} else if err != nil && !errors.Is(err, meta.ErrNotFound) {
+				return err
+			}
+		}
+		return of.putInode(tx)
+	})
+	if err != nil {
+		return fmt.Errorf("truncate inode %d to %d: %w", of.inode.Ino, size, err)
+	}
+	of.changed = false
+	for _, c := range dropped {
+		delete(of.chunks, c.Index)
+	}
+	if shortened != nil && of.chunks != nil {
+		of.chunks[shortened.Index] = shortened
+	}
+	of.e.discardChunks(dropped)
+	return nil
+}
+
+// Flush stores everything buffered for the file (close(2)): it survives a crash of
+// the process, but is not forced to stable storage.
+func (h *Handle) Flush(ctx context.Context) error {
+	h.of.mu.Lock()
+	defer h.of.mu.Unlock()
+	return h.of.flushLocked(ctx)
+}
+
+// Fsync stores everything buffered for the file and makes it durable: its chunk
+// objects first, then the metadata that references them.
+func (h *Handle) Fsync(ctx context.Context) error {
+	if err := h.Flush(ctx); err != nil {
+		return err
+	}
+	return h.of.e.syncDurable(ctx)
+}
+
+// Release ends one open. At the last one the file's buffers are flushed, and a file
+// unlinked while open is deleted.
+func (h *Handle) Release(ctx context.Context) error {
+	of := h.of
+	err := h.Flush(ctx)
+	e := of.e
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
+	of.refs--
+	if of.refs > 0 {
+		return err
+	}
+	delete(e.files, uint64(of.inode.Ino))
+	of.mu.Lock()
+	defer of.mu.Unlock()
+	for idx, buf := range of.dirty {
+		of.release(buf)
+		delete(of.dirty, idx)
+	}
+	if !of.unlinked {
+		return err
+	}
+	var chunks []meta.Chunk
+	derr := e.update(func(tx *meta.Tx) (err error) {
+		chunks, err = tx.DeleteInode(of.inode.Ino)
+		return err
+	})
+	if derr != nil {
+		return fmt.Errorf("deleting unlinked inode %d: %w", of.inode.Ino, derr)
+	}
+	of.deleted = true
+	e.discardChunks(chunks)
+	return err
+}
+
+// SyncAll flushes every open file and makes everything durable (syncfs, unmount).
+func (e *Engine) SyncAll(ctx context.Context) error {
+	e.nsMu.Lock()
+	open := make([]*openFile, 0, len(e.files))
+	for _, of := range e.files {
+		open = append(open, of)
+	}
+	e.nsMu.Unlock()
+	var errs []error
+	for _, of := range open {
+		of.mu.Lock()
+		if err := of.flushLocked(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		of.mu.Unlock()
+	}
+	errs = append(errs, e.syncDurable(ctx))
+	return errors.Join(errs...)
+}
+
+// dirtyAccounting sums the capacity of all write-back buffers.
+type dirtyAccounting struct {
+	mu    sync.Mutex
+	bytes int64
+}
+
+func (d *dirtyAccounting) add(n int64) {
+	d.mu.Lock()
+	d.bytes += n
+	d.mu.Unlock()
+}
+
+func (d *dirtyAccounting) total() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bytes
+}
+
+func (e *Engine) markUnsynced(id objstore.ID) {
+	e.gcMu.Lock()
+	e.unsynced[id] = true
+	e.gcMu.Unlock()
+}
+
+// discardChunks schedules the objects of chunks that a committed transaction dropped.
+func (e *Engine) discardChunks(cs []meta.Chunk) { e.discardObjects(idsOf(cs)) }
+
+func (e *Engine) discardObjects(ids []objstore.ID) {
+	if len(ids) == 0 {
+		return
+	}
+	e.gcMu.Lock()
+	e.garbage = append(e.garbage, ids...)
+	e.gcMu.Unlock()
+}
+
+// syncDurable makes every written object durable, then the metadata, and only then
+// deletes the objects that metadata no longer references. Syncing all pending objects,
+// not only one file's, keeps durable metadata from pointing at non-durable objects.
+func (e *Engine) syncDurable(ctx context.Context) error {
+	e.gcMu.Lock()
+	pending := make([]objstore.ID, 0, len(e.unsynced))
+	garbage := e.garbage
+	e.garbage = nil
+	dead := make(map[objstore.ID]bool, len(garbage))
+	for _, id := range garbage {
+		dead[id] = true
+	}
+	for id := range e.unsynced {
+		if !dead[id] {
+			pending = append(pending, id)
+		}
+		delete(e.unsynced, id)
+	}
+	e.gcMu.Unlock()
+	restore := func() {
+		e.gcMu.Lock()
+		for _, id := range pending {
+			e.unsynced[id] = true
+		}
+		e.garbage = append(e.garbage, garbage...)
+		e.gcMu.Unlock()
+	}
+	if err := e.store.Sync(ctx, pending); err != nil {
+		restore()
+		return classify(fmt.Errorf("syncing chunk objects: %w", err))
+	}
+	if err := e.db.Sync(); err != nil {
+		restore()
+		return classify(fmt.Errorf("syncing metadata: %w", err))
+	}
+	for _, id := range garbage {
+		if err := e.store.Delete(ctx, id); err != nil {
+			// Left for fsck to collect: the metadata no longer references it.
+			e.log.Warn("deleting a replaced chunk object failed", "object", id.String(), "err", err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) gcLoop() {
+	defer close(e.done)
+	t := time.NewTicker(gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.gcMu.Lock()
+			n := len(e.garbage)
+			e.gcMu.Unlock()
+			if n > 0 {
+				if err := e.syncDurable(context.Background()); err != nil {
+					e.log.Warn("background sync failed", "err", err)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,994 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+
+	"github.com/ssefs/ssefs/keys"
+	"github.com/ssefs/ssefs/meta"
+	"github.com/ssefs/ssefs/objstore"
+)
+
+// Owner is who creates an inode and with what mode (S_IFMT bits included).
+type Owner struct {
+	Mode     uint32
+	Uid, Gid uint32
+	Rdev     uint32
+}
+
+func isDirMode(mode uint32) bool { return mode&syscall.S_IFMT == syscall.S_IFDIR }
+func isRegMode(mode uint32) bool { return mode&syscall.S_IFMT == syscall.S_IFREG }
+
+// update runs fn in one metadata transaction and classifies what fails.
+func (e *Engine) update(fn func(tx *meta.Tx) error) error {
+	return classify(e.db.Update(fn))
+}
+
+func (e *Engine) view(fn func(tx *meta.Tx) error) error {
+	return classify(e.db.View(fn))
+}
+
+// GetAttr returns an inode's attributes; an open file's size and times include what is
+// still in its write-back buffer.
+func (e *Engine) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
+	if of := e.openState(ino); of != nil {
+		of.mu.Lock()
+		defer of.mu.Unlock()
+		if !of.deleted {
+			return attrOf(&of.inode), nil
+		}
+	}
+	var in meta.Inode
+	err := e.view(func(tx *meta.Tx) (err error) {
+		in, err = tx.Inode(meta.Ino(ino))
+		return err
+	})
+	if err != nil {
+		return Attr{}, fmt.Errorf("getattr %d: %w", ino, err)
+	}
+	return attrOf(&in), nil
+}
+
+// Lookup finds name in the directory parent.
+func (e *Engine) Lookup(ctx context.Context, parent Ino, name string) (Attr, error) {
+	if err := validName(name); err != nil {
+		return Attr{}, err
+	}
+	var ent meta.Entry
+	err := e.view(func(tx *meta.Tx) (err error) {
+		ent, err = tx.Lookup(meta.Ino(parent), name)
+		return err
+	})
+	if err != nil {
+		return Attr{}, fmt.Errorf("lookup %q in %d: %w", name, parent, err)
+	}
+	return e.GetAttr(ctx, uint64(ent.Ino))
+}
+
+// dirInode loads a directory that is to gain or lose an entry.
+func dirInode(tx *meta.Tx, ino Ino) (meta.Inode, error) {
+	dir, err := tx.Inode(meta.Ino(ino))
+	if err != nil {
+		return dir, err
+	}
+	if !isDirMode(dir.Mode) {
+		return dir, fmt.Errorf("inode %d: %w", ino, ErrNotDir)
+	}
+	if dir.Nlink == 0 {
+		// Removed while a process still had it as its working directory.
+		return dir, fmt.Errorf("directory %d was removed: %w", ino, ErrNotExist)
+	}
+	return dir, nil
+}
+
+func touch(in *meta.Inode, t int64) { in.Mtime, in.Ctime = t, t }
+
+// prepareNew builds a new inode under parent. Buckets are the only thing the root holds.
+func (e *Engine) prepareNew(parent meta.Inode, name string, o Owner) (meta.Inode, error) {
+	if parent.Ino == meta.RootIno {
+		if !isDirMode(o.Mode) {
+			return meta.Inode{}, fmt.Errorf("%q: only buckets (directories) live at the top level: %w", name, ErrPermission)
+		}
+		if err := ValidBucketName(name); err != nil {
+			return meta.Inode{}, err
+		}
+	}
+	ino, err := e.db.NextIno()
+	if err != nil {
+		return meta.Inode{}, fmt.Errorf("allocating inode: %w", err)
+	}
+	t := now()
+	in := meta.Inode{
+		Ino: ino, Mode: o.Mode, Uid: o.Uid, Gid: o.Gid, Rdev: o.Rdev, Nlink: 1,
+		Atime: t, Mtime: t, Ctime: t, Gen: 1, Parent: parent.Ino, Bucket: parent.Bucket,
+	}
+	if isDirMode(o.Mode) {
+		in.Nlink = 2
+	}
+	// A set-group-ID directory hands its group down, and to subdirectories the bit too,
+	// as local filesystems do (the kernel leaves this to the filesystem).
+	if parent.Mode&syscall.S_ISGID != 0 {
+		in.Gid = parent.Gid
+		if isDirMode(o.Mode) {
+			in.Mode |= syscall.S_ISGID
+		}
+	}
+	if parent.Ino == meta.RootIno {
+		in.Bucket = ino
+	}
+	return in, nil
+}
+
+// link adds a fresh inode's entry to its parent within tx.
+func addEntry(tx *meta.Tx, parent *meta.Inode, name string, in *meta.Inode) error {
+	if _, err := tx.Lookup(parent.Ino, name); err == nil {
+		return fmt.Errorf("%q: %w", name, ErrExist)
+	} else if !errors.Is(err, meta.ErrNotFound) {
+		return err
+	}
+	if err := tx.PutEntry(parent.Ino, meta.Entry{Name: name, Ino: in.Ino, Mode: in.Mode & syscall.S_IFMT}); err != nil {
+		return err
+	}
+	if isDirMode(in.Mode) {
+		parent.Nlink++
+	}
+	touch(parent, in.Ctime)
+	return tx.PutInode(parent)
+}
+
+func (e *Engine) parentInode(parent Ino) (meta.Inode, error) {
+	var dir meta.Inode
+	err := e.view(func(tx *meta.Tx) (err error) {
+		dir, err = dirInode(tx, parent)
+		return err
+	})
+	return dir, err
+}
+
+// Mkdir creates a directory; in the root it creates a bucket.
+func (e *Engine) Mkdir(ctx context.Context, parent Ino, name string, o Owner) (Attr, error) {
+	o.Mode = o.Mode&^syscall.S_IFMT | syscall.S_IFDIR
+	return e.mknode(ctx, parent, name, o, nil)
+}
+
+// Mknod creates a FIFO, socket or device node (metadata only: there is no content).
+func (e *Engine) Mknod(ctx context.Context, parent Ino, name string, o Owner) (Attr, error) {
+	switch o.Mode & syscall.S_IFMT {
+	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
+	case syscall.S_IFREG, 0:
+		a, h, err := e.Create(ctx, parent, name, Owner{Mode: o.Mode&^syscall.S_IFMT | syscall.S_IFREG, Uid: o.Uid, Gid: o.Gid}, true)
+		if err == nil {
+			err = h.Release(ctx)
+		}
+		return a, err
+	default:
+		return Attr{}, fmt.Errorf("mknod mode %o: %w", o.Mode, ErrInvalid)
+	}
+	return e.mknode(ctx, parent, name, o, nil)
+}
+
+// Symlink creates a symbolic link holding target.
+func (e *Engine) Symlink(ctx context.Context, parent Ino, name, target string, o Owner) (Attr, error) {
+	if target == "" || len(target) > 4095 {
+		return Attr{}, fmt.Errorf("symlink target of %d bytes: %w", len(target), ErrInvalid)
+	}
+	o.Mode = syscall.S_IFLNK | 0o777
+	return e.mknode(ctx, parent, name, o, func(tx *meta.Tx, in *meta.Inode) error {
+		in.Size = uint64(len(target))
+		return tx.PutSymlink(in.Ino, target)
+	})
+}
+
+func (e *Engine) mknode(ctx context.Context, parent Ino, name string, o Owner, extra func(*meta.Tx, *meta.Inode) error) (Attr, error) {
+	if err := validName(name); err != nil {
+		return Attr{}, err
+	}
+	var in meta.Inode
+	err := e.update(func(tx *meta.Tx) error {
+		dir, err := dirInode(tx, parent)
+		if err != nil {
+			return err
+		}
+		if in, err = e.prepareNew(dir, name, o); err != nil {
+			return err
+		}
+		if extra != nil {
+			if err := extra(tx, &in); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutInode(&in); err != nil {
+			return err
+		}
+		return addEntry(tx, &dir, name, &in)
+	})
+	if err != nil {
+		return Attr{}, fmt.Errorf("create %q in %d: %w", name, parent, err)
+	}
+	if parent == RootIno {
+		e.bucketMu.Lock()
+		e.bucketNames[uint64(in.Ino)] = name
+		e.bucketMu.Unlock()
+	}
+	e.publish(Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
+	return attrOf(&in), nil
+}
+
+// bucketName returns the name of the bucket whose directory is ino.
+func (e *Engine) bucketName(ino meta.Ino) (string, error) {
+	e.bucketMu.Lock()
+	name, ok := e.bucketNames[uint64(ino)]
+	e.bucketMu.Unlock()
+	if ok {
+		return name, nil
+	}
+	err := e.view(func(tx *meta.Tx) error {
+		return tx.Entries(meta.RootIno, "", func(ent meta.Entry) bool {
+			if ent.Ino == ino {
+				name, ok = ent.Name, true
+				return false
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", fmt.Errorf("bucket of inode %d: %w", ino, ErrNotExist)
+	}
+	e.bucketMu.Lock()
+	e.bucketNames[uint64(ino)] = name
+	e.bucketMu.Unlock()
+	return name, nil
+}
+
+// sealNewKey makes a file's OEK and its sealed record, under the bucket's default key
+// (SSE-KMS) or the process default key (SSE-S3). The data key is cached by the sealer,
+// so this costs no KMS call per file.
+func (e *Engine) sealNewKey(ctx context.Context, bucket meta.Ino, fileID [16]byte) ([32]byte, []byte, error) {
+	oek := keys.NewOEK()
+	name, err := e.bucketName(bucket)
+	if err != nil {
+		return oek, nil, err
+	}
+	var cfg meta.BucketConfig
+	if err := e.view(func(tx *meta.Tx) (err error) {
+		cfg, err = tx.BucketConfig(bucket)
+		if errors.Is(err, meta.ErrNotFound) {
+			err = nil
+		}
+		return err
+	}); err != nil {
+		return oek, nil, err
+	}
+	sseType := keys.SSES3
+	if cfg.DefaultKey != "" {
+		sseType = keys.SSEKMS
+	}
+	sk, err := e.sealer.Seal(ctx, sseType, cfg.DefaultKey, name, fileID, oek)
+	if err != nil {
+		return oek, nil, classify(fmt.Errorf("sealing the key of a new file in bucket %q: %w", name, err))
+	}
+	sealed, err := sk.MarshalBinary()
+	return oek, sealed, err
+}
+
+// Create makes a regular file and opens it. With exclusive, an existing name is
+// ErrExist; otherwise the existing file is opened (O_CREAT without O_EXCL).
+func (e *Engine) Create(ctx context.Context, parent Ino, name string, o Owner, exclusive bool) (Attr, *Handle, error) {
+	if err := validName(name); err != nil {
+		return Attr{}, nil, err
+	}
+	dir, err := e.parentInode(parent)
+	if err != nil {
+		return Attr{}, nil, fmt.Errorf("create %q in %d: %w", name, parent, err)
+	}
+	if dir.Ino == meta.RootIno {
+		return Attr{}, nil, fmt.Errorf("create %q: only buckets (directories) live at the top level: %w", name, ErrPermission)
+	}
+	fileID := keys.NewFileID()
+	oek, sealed, err := e.sealNewKey(ctx, dir.Bucket, fileID)
+	if err != nil {
+		return Attr{}, nil, err
+	}
+	o.Mode = o.Mode&^syscall.S_IFMT | syscall.S_IFREG
+
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
+	var in meta.Inode
+	var existing *meta.Entry
+	err = e.update(func(tx *meta.Tx) error {
+		existing = nil
+		dir, err := dirInode(tx, parent)
+		if err != nil {
+			return err
+		}
+		if ent, err := tx.Lookup(dir.Ino, name); err == nil {
+			existing = &ent
+			return nil
+		} else if !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+		if in, err = e.prepareNew(dir, name, o); err != nil {
+			return err
+		}
+		in.FileID = fileID
+		in.ChunkSize = e.chunkSize
+		if err := tx.PutInode(&in); err != nil {
+			return err
+		}
+		if err := tx.PutSealedKey(in.Ino, sealed); err != nil {
+			return err
+		}
+		return addEntry(tx, &dir, name, &in)
+	})
+	if err != nil {
+		return Attr{}, nil, fmt.Errorf("create %q in %d: %w", name, parent, err)
+	}
+	if existing != nil {
+		if exclusive {
+			return Attr{}, nil, fmt.Errorf("create %q: %w", name, ErrExist)
+		}
+		h, err := e.openLocked(ctx, uint64(existing.Ino))
+		if err != nil {
+			return Attr{}, nil, err
+		}
+		return attrOf(&h.of.inode), h, nil
+	}
+	of := &openFile{e: e, inode: in, oek: oek, refs: 1}
+	e.files[uint64(in.Ino)] = of
+	e.publish(Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
+	return attrOf(&in), &Handle{of: of}, nil
+}
+
+// Readlink returns a symlink's target.
+func (e *Engine) Readlink(ctx context.Context, ino Ino) (string, error) {
+	var target string
+	err := e.view(func(tx *meta.Tx) (err error) {
+		target, err = tx.Symlink(meta.Ino(ino))
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("readlink %d: %w", ino, err)
+	}
+	return target, nil
+}
+
+// sameBucket refuses links and renames that would move an inode between buckets: each
+// file's key is sealed for its bucket, as S3 has no cross-bucket rename either.
+func sameBucket(a, b meta.Inode) error {
+	if a.Bucket != b.Bucket {
+		return ErrCrossBucket
+	}
+	return nil
+}
+
+// Link adds a hard link to ino under parent/name.
+func (e *Engine) Link(ctx context.Context, ino, parent Ino, name string) (Attr, error) {
+	if err := validName(name); err != nil {
+		return Attr{}, err
+	}
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
+	var in meta.Inode
+	err := e.update(func(tx *meta.Tx) error {
+		dir, err := dirInode(tx, parent)
+		if err != nil {
+			return err
+		}
+		if in, err = tx.Inode(meta.Ino(ino)); err != nil {
+			return err
+		}
+		if isDirMode(in.Mode) {
+			return fmt.Errorf("hard link to a directory: %w", ErrPermission)
+		}
+		if in.Nlink == 0 {
+			return fmt.Errorf("inode %d was removed: %w", ino, ErrNotExist)
+		}
+		if err := sameBucket(in, dir); err != nil {
+			return err
+		}
+		if of := e.files[ino]; of != nil {
+			of.mu.Lock()
+			in.Size, in.Mtime = of.inode.Size, of.inode.Mtime
+			of.mu.Unlock()
+		}
+		in.Nlink++
+		in.Ctime = now()
+		if err := tx.PutInode(&in); err != nil {
+			return err
+		}
+		if err := addEntry(tx, &dir, name, &in); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Attr{}, fmt.Errorf("link %d as %q in %d: %w", ino, name, parent, err)
+	}
+	e.syncOpenInode(&in)
+	e.publish(Change{Ino: ino, Parent: parent, Name: name})
+	return attrOf(&in), nil
+}
+
+// syncOpenInode copies a namespace change of nlink/ctime into an open file's view.
+func (e *Engine) syncOpenInode(in *meta.Inode) {
+	if of := e.files[uint64(in.Ino)]; of != nil {
+		of.mu.Lock()
+		of.inode.Nlink, of.inode.Ctime = in.Nlink, in.Ctime
+		of.mu.Unlock()
+	}
+}
+
+// dropLink removes one link of in within tx: the inode goes when the last link goes,
+// unless it is still open, in which case it becomes an orphan until its last release.
+// Must be called with nsMu held.
+func (e *Engine) dropLink(tx *meta.Tx, in *meta.Inode, t int64) (deleted []meta.Chunk, err error) {
+	if isDirMode(in.Mode) {
+		in.Nlink = 0
+	} else if in.Nlink > 0 {
+		in.Nlink--
+	}
+	in.Ctime = t
+	if in.Nlink > 0 {
+		return nil, tx.PutInode(in)
+	}
+	if of := e.files[uint64(in.Ino)]; of != nil {
+		if err := tx.PutInode(in); err != nil {
+			return nil, err
+		}
+		return nil, tx.AddOrphan(in.Ino)
+	}
+	return tx.DeleteInode(in.Ino)
+}
+
+// afterDrop settles in-memory state once a transaction that dropped links committed.
+func (e *Engine) afterDrop(in *meta.Inode, deleted []meta.Chunk) {
+	e.discardChunks(deleted)
+	if of := e.files[uint64(in.Ino)]; of != nil {
+		of.mu.Lock()
+		of.inode.Nlink, of.inode.Ctime = in.Nlink, in.Ctime
+		of.unlinked = in.Nlink == 0
+		of.mu.Unlock()
+	}
+}
+
+// Unlink removes a non-directory entry.
+func (e *Engine) Unlink(ctx context.Context, parent Ino, name string) error {
+	return e.remove(ctx, parent, name, false)
+}
+
+// Rmdir removes an empty directory.
+func (e *Engine) Rmdir(ctx context.Context, parent Ino, name string) error {
+	return e.remove(ctx, parent, name, true)
+}
+
+func (e *Engine) remove(ctx context.Context, parent Ino, name string, wantDir bool) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
+	var in meta.Inode
+	var deleted []meta.Chunk
+	err := e.update(func(tx *meta.Tx) error {
+		dir, err := dirInode(tx, parent)
+		if err != nil {
+			return err
+		}
+		ent, err := tx.Lookup(dir.Ino, name)
+		if err != nil {
+			return err
+		}
+		if in, err = tx.Inode(ent.Ino); err != nil {
+			return err
+		}
+		isDir := isDirMode(in.Mode)
+		switch {
+		case wantDir && !isDir:
+			return ErrNotDir
+		case !wantDir && isDir:
+			return ErrIsDir
+		}
+		if isDir {
+			if has, err := tx.HasEntries(in.Ino); err != nil {
+				return err
+			} else if has {
+				return ErrNotEmpty
+			}
+			dir.Nlink--
+		}
+		if err := tx.DeleteEntry(dir.Ino, name); err != nil {
+			return err
+		}
+		t := now()
+		touch(&dir, t)
+		if err := tx.PutInode(&dir); err != nil {
+			return err
+		}
+		deleted, err = e.dropLink(tx, &in, t)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("remove %q in %d: %w", name, parent, err)
+	}
+	e.afterDrop(&in, deleted)
+	if parent == RootIno {
+		e.bucketMu.Lock()
+		delete(e.bucketNames, uint64(in.Ino))
+		e.bucketMu.Unlock()
+	}
+	e.publish(Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
+	return nil
+}
+
+// Rename flags, as renameat2(2) defines them.
+const (
+	RenameNoReplace = 1 << 0
+	RenameExchange  = 1 << 1
+)
+
+// Rename moves an entry atomically, replacing or exchanging with the target as flags say.
+func (e *Engine) Rename(ctx context.Context, oldParent Ino, oldName string, newParent Ino, newName string, flags uint32) error {
+	if err := validName(oldName); err != nil {
+		return err
+	}
+	if err := validName(newName); err != nil {
+		return err
+	}
+	if flags&^(RenameNoReplace|RenameExchange) != 0 || flags == RenameNoReplace|RenameExchange {
+		return fmt.Errorf("rename flags %#x: %w", flags, ErrInvalid)
+	}
+	if oldParent == RootIno || newParent == RootIno {
+		return fmt.Errorf("rename %q to %q: buckets cannot be renamed or replaced: %w", oldName, newName, ErrPermission)
+	}
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
+	var src, dst meta.Inode
+	var hadDst bool
+	var deleted []meta.Chunk
+	err := e.update(func(tx *meta.Tx) error {
+		hadDst, deleted = false, nil
+		t := now()
+		odir, err := dirInode(tx, oldParent)
+		if err != nil {
+			return err
+		}
+		ndir := odir
+		if newParent != oldParent {
+			if ndir, err = dirInode(tx, newParent); err != nil {
+				return err
+			}
+		}
+		sent, err := tx.Lookup(odir.Ino, oldName)
+		if err != nil {
+			return err
+		}
+		if src, err = tx.Inode(sent.Ino); err != nil {
+			return err
+		}
+		if err := sameBucket(odir, ndir); err != nil {
+			return err
+		}
+		dent, err := tx.Lookup(ndir.Ino, newName)
+		switch {
+		case err == nil:
+			hadDst = true
+			if dst, err = tx.Inode(dent.Ino); err != nil {
+				return err
+			}
+		case errors.Is(err, meta.ErrNotFound):
+		default:
+			return err
+		}
+		if flags&RenameExchange != 0 && !hadDst {
+			return fmt.Errorf("exchange with missing %q: %w", newName, ErrNotExist)
+		}
+		if flags&RenameNoReplace != 0 && hadDst {
+			return fmt.Errorf("%q: %w", newName, ErrExist)
+		}
+		if hadDst && dst.Ino == src.Ino {
+			return nil // two links to one inode: POSIX says do nothing
+		}
+		srcDir := isDirMode(src.Mode)
+		if srcDir && newParent != oldParent {
+			if err := notAncestor(tx, src.Ino, ndir.Ino); err != nil {
+				return err
+			}
+		}
+		if flags&RenameExchange != 0 {
+			return exchange(tx, &odir, oldName, &src, &ndir, newName, &dst, t)
+		}
+		if hadDst {
+			dstDir := isDirMode(dst.Mode)
+			switch {
+			case srcDir && !dstDir:
+				return ErrNotDir
+			case !srcDir && dstDir:
+				return ErrIsDir
+			case dstDir:
+				if has, err := tx.HasEntries(dst.Ino); err != nil {
+					return err
+				} else if has {
+					return ErrNotEmpty
+				}
+				ndir.Nlink--
+			}
+			if deleted, err = e.dropLink(tx, &dst, t); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteEntry(odir.Ino, oldName); err != nil {
+			return err
+		}
+		if err := tx.PutEntry(ndir.Ino, meta.Entry{Name: newName, Ino: src.Ino, Mode: src.Mode & syscall.S_IFMT}); err != nil {
+			return err
+		}
+		if srcDir && odir.Ino != ndir.Ino {
+			odir.Nlink--
+			ndir.Nlink++
+		}
+		src.Parent = ndir.Ino
+		src.Ctime = t
+		if err := tx.PutInode(&src); err != nil {
+			return err
+		}
+		return putDirs(tx, &odir, &ndir, t)
+	})
+	if err != nil {
+		return fmt.Errorf("rename %q in %d to %q in %d: %w", oldName, oldParent, newName, newParent, err)
+	}
+	if hadDst && flags&RenameExchange == 0 && dst.Ino != src.Ino {
+		e.afterDrop(&dst, deleted)
+	}
+	e.publish(Change{Ino: uint64(src.Ino), Parent: oldParent, Name: oldName})
+	e.publish(Change{Ino: uint64(src.Ino), Parent: newParent, Name: newName})
+	return nil
+}
+
+func putDirs(tx *meta.Tx, odir, ndir *meta.Inode, t int64) error {
+	touch(odir, t)
+	if odir.Ino == ndir.Ino {
+		return tx.PutInode(odir)
+	}
+	touch(ndir, t)
+	if err := tx.PutInode(odir); err != nil {
+		return err
+	}
+	return tx.PutInode(ndir)
+}
+
+func exchange(tx *meta.Tx, odir *meta.Inode, oldName string, src *meta.Inode, ndir *meta.Inode, newName string, dst *meta.Inode, t int64) error {
+	if isDirMode(dst.Mode) && odir.Ino != ndir.Ino {
+		if err := notAncestor(tx, dst.Ino, odir.Ino); err != nil {
+			return err
+		}
+	}
+	if err := tx.PutEntry(odir.Ino, meta.Entry{Name: oldName, Ino: dst.Ino, Mode: dst.Mode & syscall.S_IFMT}); err != nil {
+		return err
+	}
+	if err := tx.PutEntry(ndir.Ino, meta.Entry{Name: newName, Ino: src.Ino, Mode: src.Mode & syscall.S_IFMT}); err != nil {
+		return err
+	}
+	if odir.Ino != ndir.Ino {
+		if isDirMode(src.Mode) {
+			odir.Nlink--
+			ndir.Nlink++
+		}
+		if isDirMode(dst.Mode) {
+			ndir.Nlink--
+			odir.Nlink++
+		}
+	}
+	src.Parent, dst.Parent = ndir.Ino, odir.Ino
+	src.Ctime, dst.Ctime = t, t
+	if err := tx.PutInode(src); err != nil {
+		return err
+	}
+	if err := tx.PutInode(dst); err != nil {
+		return err
+	}
+	return putDirs(tx, odir, ndir, t)
+}
+
+// notAncestor refuses to move directory ino under dir when dir lies inside ino.
+func notAncestor(tx *meta.Tx, ino, dir meta.Ino) error {
+	for cur := dir; cur != meta.RootIno && cur != 0; {
+		if cur == ino {
+			return fmt.Errorf("moving a directory into itself: %w", ErrInvalid)
+		}
+		in, err := tx.Inode(cur)
+		if err != nil {
+			return err
+		}
+		cur = in.Parent
+	}
+	return nil
+}
+
+// DirEntry is one name in a directory listing.
+type DirEntry struct {
+	Name string
+	Ino  Ino
+	Mode uint32 // S_IFMT bits
+}
+
+// ReadDir lists up to max entries of dir whose names sort after `after` ("" = start).
+func (e *Engine) ReadDir(ctx context.Context, dir Ino, after string, max int) ([]DirEntry, error) {
+	var out []DirEntry
+	err := e.view(func(tx *meta.Tx) error {
+		if _, err := dirInode(tx, dir); err != nil {
+			return err
+		}
+		return tx.Entries(meta.Ino(dir), after, func(ent meta.Entry) bool {
+			out = append(out, DirEntry{Name: ent.Name, Ino: uint64(ent.Ino), Mode: ent.Mode})
+			return max <= 0 || len(out) < max
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("readdir %d: %w", dir, err)
+	}
+	return out, nil
+}
+
+// SetAttrIn says which attributes to change; nil fields stay as they are.
+type SetAttrIn struct {
+	Mode         *uint32 // permission bits only
+	Uid, Gid     *uint32
+	Size         *uint64
+	Atime, Mtime *int64 // unix nanoseconds
+}
+
+// SetAttr changes attributes; a size change truncates or extends the file's content.
+func (e *Engine) SetAttr(ctx context.Context, ino Ino, in SetAttrIn) (Attr, error) {
+	if in.Size != nil {
+		h, err := e.Open(ctx, ino)
+		if err != nil {
+			return Attr{}, err
+		}
+		err = h.Truncate(ctx, *in.Size)
+		if rerr := h.Release(ctx); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return Attr{}, err
+		}
+	}
+	e.nsMu.Lock()
+	of := e.files[ino]
+	e.nsMu.Unlock()
+	if of != nil {
+		// The open file's view is the authority on size and times; route the change
+		// through it so a later flush does not undo it.
+		of.mu.Lock()
+		defer of.mu.Unlock()
+		applyAttr(&of.inode, in)
+		if err := of.commitInodeLocked(); err != nil {
+			return Attr{}, err
+		}
+		return attrOf(&of.inode), nil
+	}
+	var out meta.Inode
+	err := e.update(func(tx *meta.Tx) (err error) {
+		if out, err = tx.Inode(meta.Ino(ino)); err != nil {
+			return err
+		}
+		applyAttr(&out, in)
+		return tx.PutInode(&out)
+	})
+	if err != nil {
+		return Attr{}, fmt.Errorf("setattr %d: %w", ino, err)
+	}
+	e.publish(Change{Ino: ino})
+	return attrOf(&out), nil
+}
+
+func applyAttr(in *meta.Inode, a SetAttrIn) {
+	t := now()
+	if a.Mode != nil {
+		in.Mode = in.Mode&syscall.S_IFMT | *a.Mode&^syscall.S_IFMT
+	}
+	if a.Uid != nil {
+		in.Uid = *a.Uid
+	}
+	if a.Gid != nil {
+		in.Gid = *a.Gid
+	}
+	if a.Atime != nil {
+		in.Atime = *a.Atime
+	}
+	if a.Mtime != nil {
+		in.Mtime = *a.Mtime
+	}
+	in.Ctime = t
+}
+
+// Xattr namespaces a client may write. system.* (ACLs) is not supported; ssefs.* is the
+// engine's own read-only view.
+func xattrWritable(name string) error {
+	switch {
+	case len(name) > maxXattrNameLen:
+		return fmt.Errorf("xattr name of %d bytes: %w", len(name), ErrRange)
+	case strings.HasPrefix(name, "user."), strings.HasPrefix(name, "trusted."), strings.HasPrefix(name, "security."):
+		if len(name) == strings.Index(name, ".")+1 {
+			return fmt.Errorf("xattr name %q: %w", name, ErrInvalid)
+		}
+		return nil
+	case strings.HasPrefix(name, XattrPrefix):
+		return fmt.Errorf("xattr %q is read-only: %w", name, ErrPermission)
+	}
+	return fmt.Errorf("xattr namespace of %q: %w", name, ErrNotSupported)
+}
+
+// XattrPrefix is the namespace of the engine's own read-only attributes.
+const XattrPrefix = "ssefs."
+
+// Xattr flags, as setxattr(2) defines them.
+const (
+	XattrCreate  = 1
+	XattrReplace = 2
+)
+
+// GetXattr returns an extended attribute's value.
+func (e *Engine) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, error) {
+	var v []byte
+	err := e.view(func(tx *meta.Tx) (err error) {
+		v, err = tx.Xattr(meta.Ino(ino), name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("getxattr %q of %d: %w", name, ino, err)
+	}
+	return v, nil
+}
+
+// SetXattr sets an extended attribute; flags are XattrCreate or XattrReplace.
+func (e *Engine) SetXattr(ctx context.Context, ino Ino, name string, value []byte, flags uint32) error {
+	if err := xattrWritable(name); err != nil {
+		return err
+	}
+	if len(value) > maxXattrValueLen {
+		return fmt.Errorf("xattr value of %d bytes: %w", len(value), ErrTooBig)
+	}
+	err := e.update(func(tx *meta.Tx) error {
+		in, err := tx.Inode(meta.Ino(ino))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Xattr(in.Ino, name)
+		exists := err == nil
+		if err != nil && !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
+		if flags&XattrCreate != 0 && exists {
+			return ErrExist
+		}
+		if flags&XattrReplace != 0 && !exists {
+			return ErrNotExist
+		}
+		if err := tx.SetXattr(in.Ino, name, value); err != nil {
+			return err
+		}
+		in.Ctime = now()
+		return e.putInodeKeepingOpenView(tx, &in)
+	})
+	if err != nil {
+		return fmt.Errorf("setxattr %q of %d: %w", name, ino, err)
+	}
+	return nil
+}
+
+// putInodeKeepingOpenView writes in, but keeps the size and mtime an open file holds
+// in memory, which are newer than the stored ones.
+func (e *Engine) putInodeKeepingOpenView(tx *meta.Tx, in *meta.Inode) error {
+	if of := e.openState(uint64(in.Ino)); of != nil {
+		of.mu.Lock()
+		in.Size, in.Mtime = of.inode.Size, of.inode.Mtime
+		of.inode.Ctime = in.Ctime
+		of.mu.Unlock()
+	}
+	return tx.PutInode(in)
+}
+
+// RemoveXattr removes an extended attribute.
+func (e *Engine) RemoveXattr(ctx context.Context, ino Ino, name string) error {
+	if err := xattrWritable(name); err != nil && !errors.Is(err, ErrNotSupported) {
+		return err
+	}
+	err := e.update(func(tx *meta.Tx) error {
+		in, err := tx.Inode(meta.Ino(ino))
+		if err != nil {
+			return err
+		}
+		if err := tx.RemoveXattr(in.Ino, name); err != nil {
+			return err
+		}
+		in.Ctime = now()
+		return e.putInodeKeepingOpenView(tx, &in)
+	})
+	if err != nil {
+		return fmt.Errorf("removexattr %q of %d: %w", name, ino, err)
+	}
+	return nil
+}
+
+// ListXattr returns the names of an inode's extended attributes.
+func (e *Engine) ListXattr(ctx context.Context, ino Ino) ([]string, error) {
+	var names []string
+	err := e.view(func(tx *meta.Tx) (err error) {
+		if _, err = tx.Inode(meta.Ino(ino)); err != nil {
+			return err
+		}
+		names, err = tx.Xattrs(meta.Ino(ino))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listxattr %d: %w", ino, err)
+	}
+	return names, nil
+}
+
+// EncryptionInfo says how a file's content is protected.
+type EncryptionInfo struct {
+	SSEType   string
+	KeyName   string
+	Algorithm string
+	Cipher    string
+	Bucket    string
+	ChunkSize uint32
+}
+
+// Encryption returns how a regular file is encrypted.
+func (e *Engine) Encryption(ctx context.Context, ino Ino) (EncryptionInfo, error) {
+	var in meta.Inode
+	var sealed []byte
+	err := e.view(func(tx *meta.Tx) (err error) {
+		if in, err = tx.Inode(meta.Ino(ino)); err != nil {
+			return err
+		}
+		if !isRegMode(in.Mode) {
+			return fmt.Errorf("only regular files have content keys: %w", ErrNotExist)
+		}
+		sealed, err = tx.SealedKey(in.Ino)
+		return err
+	})
+	if err != nil {
+		return EncryptionInfo{}, fmt.Errorf("encryption of %d: %w", ino, err)
+	}
+	var sk keys.SealedKey
+	if err := sk.UnmarshalBinary(sealed); err != nil {
+		return EncryptionInfo{}, fmt.Errorf("sealed key of %d: %w: %v", ino, ErrCorrupt, err)
+	}
+	keyName := sk.KeyName
+	return EncryptionInfo{SSEType: sk.SSEType, KeyName: keyName, Algorithm: sk.Algorithm,
+		Cipher: cipherName, Bucket: sk.Bucket, ChunkSize: in.ChunkSize}, nil
+}
+
+// StatFS describes capacity, for statfs(2).
+type StatFS struct {
+	BlockSize                       uint32
+	Blocks, BlocksFree, BlocksAvail uint64
+	Files, FilesFree                uint64
+}
+
+type usager interface {
+	Usage() (objstore.Usage, error)
+}
+
+// StatFS reports the object store's capacity where it knows it.
+func (e *Engine) StatFS(ctx context.Context) (StatFS, error) {
+	const bs = 4096
+	st := StatFS{BlockSize: bs, Files: 1 << 40, FilesFree: 1 << 40}
+	if u, ok := e.store.(usager); ok {
+		usage, err := u.Usage()
+		if err != nil {
+			return st, classify(fmt.Errorf("statfs: %w", err))
+		}
+		st.Blocks, st.BlocksFree, st.BlocksAvail = usage.TotalBytes/bs, usage.FreeBytes/bs, usage.AvailBytes/bs
+	}
+	return st, nil
+}
