@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ssefs/ssefs/fs"
+	"github.com/ssefs/ssefs/fs/fuse"
+)
+
+type mountConfig struct {
+	dataDir       string
+	bucket        string
+	allowOther    bool
+	debug         bool
+	keyCacheTTL   time.Duration
+	masterKeyFile string
+	writeBufferMB int
+	attrTimeout   time.Duration
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "ssefs")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "ssefs")
+	}
+	return "ssefs-data"
+}
+
+const mountUsage = `Usage: ssefs mount [flags] MOUNTPOINT
+
+Mounts the store at MOUNTPOINT and serves it in the foreground until SIGINT or SIGTERM
+(or umount), then flushes everything and unmounts. Without --bucket every bucket is a
+top-level directory and mkdir there creates a bucket.
+
+With no KMS configured, a master key is generated into the data directory on first
+start: that is for trying ssefs out, not for production.
+
+Examples:
+  ssefs mount /mnt/ssefs
+  ssefs mount --bucket photos --data-dir /srv/ssefs /mnt/photos
+  SSEFS_KMS_MASTER_KEY_FILE=/etc/ssefs/master.key ssefs mount /mnt/ssefs
+
+Flags (each also read from SSEFS_<FLAG>, e.g. SSEFS_DATA_DIR):
+`
+
+func parseMountFlags(args []string, stderr io.Writer) (mountConfig, string, error) {
+	var c mountConfig
+	f := pflag.NewFlagSet("mount", pflag.ContinueOnError)
+	f.SetOutput(io.Discard)
+	f.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "data directory: metadata, chunk objects and (generated) keys")
+	f.StringVar(&c.bucket, "bucket", "", "serve only this bucket as the mount root (created if missing)")
+	f.BoolVar(&c.allowOther, "allow-other", false, "let users other than the mounting one access the mount")
+	f.BoolVar(&c.debug, "debug", false, "log every FUSE request")
+	f.DurationVar(&c.keyCacheTTL, "key-cache-ttl", 5*time.Minute, "how long unsealed data keys stay cached in memory (0 disables the cache)")
+	f.StringVar(&c.masterKeyFile, "master-key-file", "", "file holding the static master key NAME:64-hex-digits (also SSEFS_KMS_MASTER_KEY_FILE, MINIO_KMS_MASTER_KEY_FILE)")
+	f.IntVar(&c.writeBufferMB, "write-buffer-mb", 256, "bound on plaintext held in write-back buffers, in MiB")
+	f.DurationVar(&c.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches names and attributes")
+	help := f.BoolP("help", "h", false, "show this help")
+	if err := f.Parse(args); err != nil {
+		return c, "", usageError{fmt.Sprintf("mount: %v", err)}
+	}
+	if *help {
+		fmt.Fprint(stderr, mountUsage+f.FlagUsages())
+		return c, "", errHelp
+	}
+	if err := flagsFromEnv(f); err != nil {
+		return c, "", err
+	}
+	if f.NArg() != 1 {
+		return c, "", usageError{fmt.Sprintf("mount needs exactly one MOUNTPOINT, got %d arguments (see 'ssefs mount --help')", f.NArg())}
+	}
+	if c.keyCacheTTL < 0 {
+		return c, "", usageError{"--key-cache-ttl must not be negative"}
+	}
+	if c.writeBufferMB < 1 {
+		return c, "", usageError{"--write-buffer-mb must be at least 1"}
+	}
+	if c.attrTimeout < 0 {
+		return c, "", usageError{"--attr-timeout must not be negative"}
+	}
+	return c, f.Arg(0), nil
+}
+
+func runMount(args []string, stderr io.Writer) error {
+	cfg, mountpoint, err := parseMountFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if mountpoint, err = checkMountpoint(mountpoint); err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if cfg.debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	store, err := openDataDir(context.Background(), cfg, stderr, log)
+	if err != nil {
+		return err
+	}
+	defer store.close()
+
+	root := fs.RootIno
+	if cfg.bucket != "" {
+		if root, err = ensureBucket(store.engine, cfg.bucket); err != nil {
+			return err
+		}
+	}
+	server, err := fuse.Mount(mountpoint, store.engine, fuse.Options{
+		AllowOther: cfg.allowOther, Debug: cfg.debug, Logger: log, RootIno: root, Timeout: cfg.attrTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot mount at %s: %w", mountpoint, err)
+	}
+	fmt.Fprintf(stderr, "ssefs: mounted %s (data directory %s)\n", mountpoint, cfg.dataDir)
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	served := make(chan struct{})
+	go func() { server.Wait(); close(served) }()
+	select {
+	case sig := <-signals:
+		fmt.Fprintf(stderr, "ssefs: %v: flushing and unmounting %s\n", sig, mountpoint)
+		// Flush before unmounting, so nothing is lost even if the unmount has to be lazy.
+		if err := store.engine.SyncAll(context.Background()); err != nil {
+			log.Error("flush before unmount failed", "err", err)
+		}
+		unmount(server, mountpoint, log)
+		<-served
+	case <-served:
+		fmt.Fprintf(stderr, "ssefs: %s was unmounted\n", mountpoint)
+	}
+	return store.close()
+}
+
+type unmounter interface{ Unmount() error }
+
+// unmount retries while the mount is busy, then detaches it lazily: the data is already
+// flushed, and the processes still inside keep working until they leave.
+func unmount(server unmounter, mountpoint string, log *slog.Logger) {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = server.Unmount(); err == nil {
+			return
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
+	log.Warn("mount is busy; detaching it lazily", "mountpoint", mountpoint, "err", err)
+	if err := syscall.Unmount(mountpoint, syscall.MNT_DETACH); err != nil {
+		log.Error("lazy unmount failed", "mountpoint", mountpoint, "err", err)
+	}
+}
+
+// ensureBucket returns the bucket's directory inode, creating the bucket if needed.
+func ensureBucket(engine *fs.Engine, name string) (uint64, error) {
+	if err := fs.ValidBucketName(name); err != nil {
+		return 0, usageError{fmt.Sprintf("--bucket: %v", err)}
+	}
+	ctx := context.Background()
+	a, err := engine.Lookup(ctx, fs.RootIno, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		a, err = engine.Mkdir(ctx, fs.RootIno, name, fs.Owner{Mode: 0o755, Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())})
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--bucket %q: %w", name, err)
+	}
+	if !a.IsDir() {
+		return 0, fmt.Errorf("--bucket %q is not a bucket", name)
+	}
+	return a.Ino, nil
+}

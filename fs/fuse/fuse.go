@@ -1,0 +1,514 @@
+// Package fuse is the FUSE frontend: it shows the engine's namespace as a mount. Every
+// node calls the engine; errors are mapped to errno here, once.
+package fuse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/ssefs/ssefs/fs"
+)
+
+// Options configure a mount.
+type Options struct {
+	AllowOther bool
+	Debug      bool
+	Logger     *slog.Logger
+	// RootIno is the engine inode shown as the mount root: fs.RootIno for all buckets,
+	// or one bucket's directory.
+	RootIno uint64
+	// Timeout is how long the kernel may cache entries and attributes. Changes made
+	// through this mount are exact; the timeout bounds how stale a change made through
+	// another frontend can look.
+	Timeout time.Duration
+}
+
+// Mount mounts the engine at mountpoint and serves it until Unmount. It returns once
+// the kernel has the mount.
+func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.RootIno == 0 {
+		opts.RootIno = fs.RootIno
+	}
+	timeout := opts.Timeout
+	negative := time.Duration(0)
+	root := &node{fsys: &filesystem{engine: engine, log: opts.Logger}}
+	mo := gofuse.MountOptions{
+		FsName:            "ssefs",
+		Name:              "ssefs",
+		AllowOther:        opts.AllowOther,
+		Debug:             opts.Debug,
+		DirectMountStrict: true,
+		MaxWrite:          1 << 20,
+		MaxReadAhead:      1 << 20,
+		// The kernel checks permissions from mode, uid and gid, as for a local disk.
+		Options: []string{"default_permissions"},
+	}
+	server, err := gofs.Mount(mountpoint, root, &gofs.Options{
+		MountOptions:    mo,
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &negative,
+		RootStableAttr:  &gofs.StableAttr{Ino: opts.RootIno, Gen: 1},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mounting at %s: %w", mountpoint, err)
+	}
+	return server, nil
+}
+
+// filesystem is what all nodes of one mount share.
+type filesystem struct {
+	engine *fs.Engine
+	log    *slog.Logger
+}
+
+// node is one inode of the mount; the engine inode number is its StableAttr().Ino.
+type node struct {
+	gofs.Inode
+	fsys *filesystem
+}
+
+var (
+	_ gofs.NodeLookuper      = (*node)(nil)
+	_ gofs.NodeGetattrer     = (*node)(nil)
+	_ gofs.NodeSetattrer     = (*node)(nil)
+	_ gofs.NodeOpener        = (*node)(nil)
+	_ gofs.NodeCreater       = (*node)(nil)
+	_ gofs.NodeReader        = (*node)(nil)
+	_ gofs.NodeWriter        = (*node)(nil)
+	_ gofs.NodeFlusher       = (*node)(nil)
+	_ gofs.NodeFsyncer       = (*node)(nil)
+	_ gofs.NodeReleaser      = (*node)(nil)
+	_ gofs.NodeAllocater     = (*node)(nil)
+	_ gofs.NodeReaddirer     = (*node)(nil)
+	_ gofs.NodeMkdirer       = (*node)(nil)
+	_ gofs.NodeMknoder       = (*node)(nil)
+	_ gofs.NodeSymlinker     = (*node)(nil)
+	_ gofs.NodeReadlinker    = (*node)(nil)
+	_ gofs.NodeLinker        = (*node)(nil)
+	_ gofs.NodeUnlinker      = (*node)(nil)
+	_ gofs.NodeRmdirer       = (*node)(nil)
+	_ gofs.NodeRenamer       = (*node)(nil)
+	_ gofs.NodeGetxattrer    = (*node)(nil)
+	_ gofs.NodeSetxattrer    = (*node)(nil)
+	_ gofs.NodeListxattrer   = (*node)(nil)
+	_ gofs.NodeRemovexattrer = (*node)(nil)
+	_ gofs.NodeStatfser      = (*node)(nil)
+)
+
+func (n *node) ino() uint64 { return n.StableAttr().Ino }
+
+// errno maps an engine error to the errno a local filesystem would give. What the
+// engine does not classify is an I/O error, and is logged since the caller sees only EIO.
+func (fsys *filesystem) errno(op string, err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	for _, m := range errnoMap {
+		if errors.Is(err, m.err) {
+			if m.errno == syscall.EIO || m.errno == syscall.EACCES && errors.Is(err, fs.ErrAccess) {
+				fsys.log.Error("fuse "+op+" failed", "err", err)
+			}
+			return m.errno
+		}
+	}
+	fsys.log.Error("fuse "+op+" failed", "err", err)
+	return syscall.EIO
+}
+
+var errnoMap = []struct {
+	err   error
+	errno syscall.Errno
+}{
+	{fs.ErrNotExist, syscall.ENOENT},
+	{fs.ErrExist, syscall.EEXIST},
+	{fs.ErrNotDir, syscall.ENOTDIR},
+	{fs.ErrIsDir, syscall.EISDIR},
+	{fs.ErrNotEmpty, syscall.ENOTEMPTY},
+	{fs.ErrInvalid, syscall.EINVAL},
+	{fs.ErrNameTooLong, syscall.ENAMETOOLONG},
+	{fs.ErrAccess, syscall.EACCES},
+	{fs.ErrCorrupt, syscall.EIO},
+	{fs.ErrUnavailable, syscall.EIO},
+	{fs.ErrNotSupported, syscall.EOPNOTSUPP},
+	{fs.ErrPermission, syscall.EPERM},
+	{fs.ErrCrossBucket, syscall.EXDEV},
+	{fs.ErrNoSpace, syscall.ENOSPC},
+	{fs.ErrRange, syscall.ERANGE},
+	{fs.ErrTooBig, syscall.E2BIG},
+}
+
+// rescue turns a panic in a handler into EIO and a log line, so one bad request does
+// not take the whole mount down.
+func (fsys *filesystem) rescue(op string, errno *syscall.Errno) {
+	if r := recover(); r != nil {
+		fsys.log.Error("panic in fuse handler", "op", op, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		*errno = syscall.EIO
+	}
+}
+
+func caller(ctx context.Context) (uid, gid uint32) {
+	if c, ok := gofuse.FromContext(ctx); ok {
+		return c.Uid, c.Gid
+	}
+	return 0, 0
+}
+
+func fillAttr(a fs.Attr, out *gofuse.Attr) {
+	out.Ino = a.Ino
+	out.Mode = a.Mode
+	out.Nlink = a.Nlink
+	out.Uid, out.Gid = a.Uid, a.Gid
+	out.Rdev = a.Rdev
+	out.Size = a.Size
+	out.Blocks = a.Blocks()
+	out.Blksize = 1 << 16
+	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
+}
+
+// child makes (or finds) the kernel-facing node for an engine inode.
+func (n *node) child(ctx context.Context, a fs.Attr, out *gofuse.EntryOut) *gofs.Inode {
+	fillAttr(a, &out.Attr)
+	out.Generation = a.Gen
+	return n.NewInode(ctx, &node{fsys: n.fsys}, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino, Gen: a.Gen})
+}
+
+func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer n.fsys.rescue("lookup", &errno)
+	a, err := n.fsys.engine.Lookup(ctx, n.ino(), name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, syscall.ENOENT
+		}
+		return nil, n.fsys.errno("lookup", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *gofuse.AttrOut) (errno syscall.Errno) {
+	defer n.fsys.rescue("getattr", &errno)
+	var a fs.Attr
+	if h, ok := f.(*handle); ok {
+		a = h.h.Attr()
+	} else {
+		var err error
+		if a, err = n.fsys.engine.GetAttr(ctx, n.ino()); err != nil {
+			return n.fsys.errno("getattr", err)
+		}
+	}
+	fillAttr(a, &out.Attr)
+	return 0
+}
+
+func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *gofuse.SetAttrIn, out *gofuse.AttrOut) (errno syscall.Errno) {
+	defer n.fsys.rescue("setattr", &errno)
+	var set fs.SetAttrIn
+	if m, ok := in.GetMode(); ok {
+		set.Mode = &m
+	}
+	if u, ok := in.GetUID(); ok {
+		set.Uid = &u
+	}
+	if g, ok := in.GetGID(); ok {
+		set.Gid = &g
+	}
+	if t, ok := in.GetATime(); ok {
+		ns := t.UnixNano()
+		set.Atime = &ns
+	}
+	if t, ok := in.GetMTime(); ok {
+		ns := t.UnixNano()
+		set.Mtime = &ns
+	}
+	if sz, ok := in.GetSize(); ok {
+		if h, ok := f.(*handle); ok {
+			if err := h.h.Truncate(ctx, sz); err != nil {
+				return n.fsys.errno("truncate", err)
+			}
+		} else {
+			set.Size = &sz
+		}
+	}
+	a, err := n.fsys.engine.SetAttr(ctx, n.ino(), set)
+	if err != nil {
+		return n.fsys.errno("setattr", err)
+	}
+	fillAttr(a, &out.Attr)
+	return 0
+}
+
+// handle is an open regular file.
+type handle struct {
+	h *fs.Handle
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer n.fsys.rescue("open", &errno)
+	h, err := n.fsys.engine.Open(ctx, n.ino())
+	if err != nil {
+		return nil, 0, n.fsys.errno("open", err)
+	}
+	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		if err := h.Truncate(ctx, 0); err != nil {
+			h.Release(ctx)
+			return nil, 0, n.fsys.errno("open", err)
+		}
+	}
+	return &handle{h: h}, 0, 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *gofuse.EntryOut) (_ *gofs.Inode, _ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer n.fsys.rescue("create", &errno)
+	uid, gid := caller(ctx)
+	a, h, err := n.fsys.engine.Create(ctx, n.ino(), name, fs.Owner{Mode: mode, Uid: uid, Gid: gid}, flags&syscall.O_EXCL != 0)
+	if err != nil {
+		return nil, nil, 0, n.fsys.errno("create", err)
+	}
+	if flags&syscall.O_TRUNC != 0 && a.Size > 0 {
+		if err := h.Truncate(ctx, 0); err != nil {
+			h.Release(ctx)
+			return nil, nil, 0, n.fsys.errno("create", err)
+		}
+		a = h.Attr()
+	}
+	return n.child(ctx, a, out), &handle{h: h}, 0, 0
+}
+
+func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (_ gofuse.ReadResult, errno syscall.Errno) {
+	defer n.fsys.rescue("read", &errno)
+	h, ok := f.(*handle)
+	if !ok {
+		return nil, syscall.EBADF
+	}
+	k, err := h.h.ReadAt(ctx, dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, n.fsys.errno("read", err)
+	}
+	return gofuse.ReadResultData(dest[:k]), 0
+}
+
+func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (_ uint32, errno syscall.Errno) {
+	defer n.fsys.rescue("write", &errno)
+	h, ok := f.(*handle)
+	if !ok {
+		return 0, syscall.EBADF
+	}
+	k, err := h.h.WriteAt(ctx, data, off)
+	if err != nil {
+		return uint32(k), n.fsys.errno("write", err)
+	}
+	return uint32(k), 0
+}
+
+func (n *node) Flush(ctx context.Context, f gofs.FileHandle) (errno syscall.Errno) {
+	defer n.fsys.rescue("flush", &errno)
+	if h, ok := f.(*handle); ok {
+		return n.fsys.errno("flush", h.h.Flush(ctx))
+	}
+	return 0
+}
+
+func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) (errno syscall.Errno) {
+	defer n.fsys.rescue("fsync", &errno)
+	if h, ok := f.(*handle); ok {
+		return n.fsys.errno("fsync", h.h.Fsync(ctx))
+	}
+	// fsync of a directory, or without an open handle: make the namespace durable.
+	return n.fsys.errno("fsync", n.fsys.engine.SyncAll(ctx))
+}
+
+func (n *node) Release(ctx context.Context, f gofs.FileHandle) (errno syscall.Errno) {
+	defer n.fsys.rescue("release", &errno)
+	if h, ok := f.(*handle); ok {
+		if err := h.h.Release(ctx); err != nil {
+			// close(2) has already returned; the error can only be logged.
+			n.fsys.log.Error("release failed", "ino", n.ino(), "err", err)
+		}
+	}
+	return 0
+}
+
+// Allocate supports posix_fallocate's plain reservation by extending the size; holes
+// read as zeros and are stored only when written. Other modes are not supported.
+func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) (errno syscall.Errno) {
+	defer n.fsys.rescue("fallocate", &errno)
+	const keepSize = 0x01
+	h, ok := f.(*handle)
+	if !ok {
+		return syscall.EBADF
+	}
+	if mode&^keepSize != 0 {
+		return syscall.EOPNOTSUPP
+	}
+	if end := off + size; mode&keepSize == 0 && end > h.h.Attr().Size {
+		return n.fsys.errno("fallocate", h.h.Truncate(ctx, end))
+	}
+	return 0
+}
+
+func (n *node) Readdir(ctx context.Context) (_ gofs.DirStream, errno syscall.Errno) {
+	defer n.fsys.rescue("readdir", &errno)
+	ents, err := n.fsys.engine.ReadDir(ctx, n.ino(), "", 0)
+	if err != nil {
+		return nil, n.fsys.errno("readdir", err)
+	}
+	list := make([]gofuse.DirEntry, 0, len(ents)+2)
+	list = append(list, gofuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: n.ino()})
+	list = append(list, gofuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR})
+	for _, e := range ents {
+		list = append(list, gofuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: e.Ino})
+	}
+	return gofs.NewListDirStream(list), 0
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer n.fsys.rescue("mkdir", &errno)
+	uid, gid := caller(ctx)
+	a, err := n.fsys.engine.Mkdir(ctx, n.ino(), name, fs.Owner{Mode: mode, Uid: uid, Gid: gid})
+	if err != nil {
+		return nil, n.fsys.errno("mkdir", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer n.fsys.rescue("mknod", &errno)
+	uid, gid := caller(ctx)
+	a, err := n.fsys.engine.Mknod(ctx, n.ino(), name, fs.Owner{Mode: mode, Uid: uid, Gid: gid, Rdev: dev})
+	if err != nil {
+		return nil, n.fsys.errno("mknod", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer n.fsys.rescue("symlink", &errno)
+	uid, gid := caller(ctx)
+	a, err := n.fsys.engine.Symlink(ctx, n.ino(), name, target, fs.Owner{Uid: uid, Gid: gid})
+	if err != nil {
+		return nil, n.fsys.errno("symlink", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+func (n *node) Readlink(ctx context.Context) (_ []byte, errno syscall.Errno) {
+	defer n.fsys.rescue("readlink", &errno)
+	target, err := n.fsys.engine.Readlink(ctx, n.ino())
+	if err != nil {
+		return nil, n.fsys.errno("readlink", err)
+	}
+	return []byte(target), 0
+}
+
+func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer n.fsys.rescue("link", &errno)
+	a, err := n.fsys.engine.Link(ctx, target.EmbeddedInode().StableAttr().Ino, n.ino(), name)
+	if err != nil {
+		return nil, n.fsys.errno("link", err)
+	}
+	return n.child(ctx, a, out), 0
+}
+
+func (n *node) Unlink(ctx context.Context, name string) (errno syscall.Errno) {
+	defer n.fsys.rescue("unlink", &errno)
+	return n.fsys.errno("unlink", n.fsys.engine.Unlink(ctx, n.ino(), name))
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) (errno syscall.Errno) {
+	defer n.fsys.rescue("rmdir", &errno)
+	return n.fsys.errno("rmdir", n.fsys.engine.Rmdir(ctx, n.ino(), name))
+}
+
+func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
+	defer n.fsys.rescue("rename", &errno)
+	np := newParent.EmbeddedInode().StableAttr().Ino
+	return n.fsys.errno("rename", n.fsys.engine.Rename(ctx, n.ino(), name, np, newName, flags))
+}
+
+// encryptionXattr is the read-only attribute that shows how a file is encrypted.
+const encryptionXattr = fs.XattrPrefix + "encryption"
+
+func (n *node) xattrValue(ctx context.Context, name string) ([]byte, error) {
+	if name == encryptionXattr {
+		info, err := n.fsys.engine.Encryption(ctx, n.ino())
+		if err != nil {
+			return nil, err
+		}
+		return []byte(fmt.Sprintf("type=%s key=%s algorithm=%s cipher=%s bucket=%s chunk-size=%d",
+			info.SSEType, info.KeyName, info.Algorithm, info.Cipher, info.Bucket, info.ChunkSize)), nil
+	}
+	return n.fsys.engine.GetXattr(ctx, n.ino(), name)
+}
+
+// xattrErrno gives ENODATA for an attribute that is not there, as getxattr(2) wants.
+func (n *node) xattrErrno(op string, err error) syscall.Errno {
+	if errors.Is(err, fs.ErrNotExist) {
+		return syscall.ENODATA
+	}
+	return n.fsys.errno(op, err)
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (_ uint32, errno syscall.Errno) {
+	defer n.fsys.rescue("getxattr", &errno)
+	v, err := n.xattrValue(ctx, attr)
+	if err != nil {
+		return 0, n.xattrErrno("getxattr", err)
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) (errno syscall.Errno) {
+	defer n.fsys.rescue("setxattr", &errno)
+	return n.xattrErrno("setxattr", n.fsys.engine.SetXattr(ctx, n.ino(), attr, data, flags))
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) (errno syscall.Errno) {
+	defer n.fsys.rescue("removexattr", &errno)
+	return n.xattrErrno("removexattr", n.fsys.engine.RemoveXattr(ctx, n.ino(), attr))
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (_ uint32, errno syscall.Errno) {
+	defer n.fsys.rescue("listxattr", &errno)
+	names, err := n.fsys.engine.ListXattr(ctx, n.ino())
+	if err != nil {
+		return 0, n.fsys.errno("listxattr", err)
+	}
+	var b strings.Builder
+	for _, name := range names {
+		b.WriteString(name)
+		b.WriteByte(0)
+	}
+	if len(dest) < b.Len() {
+		return uint32(b.Len()), syscall.ERANGE
+	}
+	return uint32(copy(dest, b.String())), 0
+}
+
+func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) (errno syscall.Errno) {
+	defer n.fsys.rescue("statfs", &errno)
+	st, err := n.fsys.engine.StatFS(ctx)
+	if err != nil {
+		return n.fsys.errno("statfs", err)
+	}
+	out.Bsize, out.Frsize = st.BlockSize, st.BlockSize
+	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.BlocksFree, st.BlocksAvail
+	out.Files, out.Ffree = st.Files, st.FilesFree
+	out.NameLen = 255
+	return 0
+}
