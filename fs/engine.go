@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,6 +63,11 @@ type Engine struct {
 	// sees whether the inode is open and an open never resurrects a deleted inode.
 	nsMu  sync.Mutex
 	files map[Ino]*openFile // guarded by nsMu
+	// kernelRefs counts the frontends' references to inodes (the kernel's lookups);
+	// orphans are unlinked inodes kept until no handle and no reference is left, so an
+	// open racing with a rename over its target still finds the inode it looked up.
+	kernelRefs map[Ino]int  // guarded by nsMu
+	orphans    map[Ino]bool // guarded by nsMu
 
 	bucketMu    sync.Mutex
 	bucketNames map[Ino]string
@@ -92,6 +98,8 @@ func New(cfg Config) (*Engine, error) {
 		chunkSize:   cfg.ChunkSize,
 		bufLimit:    cfg.WriteBuffer,
 		files:       make(map[Ino]*openFile),
+		kernelRefs:  make(map[Ino]int),
+		orphans:     make(map[Ino]bool),
 		bucketNames: make(map[Ino]string),
 		unsynced:    make(map[objstore.ID]bool),
 		stop:        make(chan struct{}),
@@ -114,15 +122,67 @@ func New(cfg Config) (*Engine, error) {
 }
 
 // Close flushes every open file, makes everything durable and stops background work.
-// The stores themselves are closed by their owner.
+// No frontend holds anything any more, so unlinked inodes go too. The stores themselves
+// are closed by their owner.
 func (e *Engine) Close() error {
 	err := e.SyncAll(context.Background())
+	if rerr := e.reclaimOrphans(); rerr != nil {
+		err = errors.Join(err, rerr)
+	} else {
+		err = errors.Join(err, e.syncDurable(context.Background()))
+	}
 	close(e.stop)
 	<-e.done
 	return err
 }
 
-// reclaimOrphans deletes inodes that were unlinked while open when the process died.
+// Reference records that a frontend (the kernel, through FUSE) holds ino, so it outlives
+// its last link until Forget.
+func (e *Engine) Reference(ino Ino) {
+	e.nsMu.Lock()
+	e.kernelRefs[ino]++
+	e.nsMu.Unlock()
+}
+
+// Forget drops a reference taken with Reference; an unlinked inode that nobody holds or
+// has open any more is deleted.
+func (e *Engine) Forget(ino Ino) {
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
+	if e.kernelRefs[ino]--; e.kernelRefs[ino] > 0 {
+		return
+	}
+	delete(e.kernelRefs, ino)
+	if err := e.deleteOrphanLocked(ino); err != nil {
+		e.log.Error("deleting an unlinked inode failed; it is reclaimed at the next start", "ino", ino, "err", err)
+	}
+}
+
+// held tells whether an inode is still open or referenced. Must hold nsMu.
+func (e *Engine) held(ino Ino) bool { return e.files[ino] != nil || e.kernelRefs[ino] > 0 }
+
+// deleteOrphanLocked deletes ino if it is an orphan nobody holds. Must hold nsMu.
+func (e *Engine) deleteOrphanLocked(ino Ino) error {
+	if !e.orphans[ino] || e.held(ino) {
+		return nil
+	}
+	var chunks []meta.Chunk
+	err := e.update(func(tx *meta.Tx) (err error) {
+		chunks, err = tx.DeleteInode(meta.Ino(ino))
+		if errors.Is(err, meta.ErrNotFound) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("deleting unlinked inode %d: %w", ino, err)
+	}
+	delete(e.orphans, ino)
+	e.discardChunks(chunks)
+	return nil
+}
+
+// reclaimOrphans deletes unlinked inodes nobody holds: at start, those a crash left.
 func (e *Engine) reclaimOrphans() error {
 	var orphans []meta.Ino
 	if err := e.db.View(func(tx *meta.Tx) error {
@@ -230,6 +290,19 @@ func ValidBucketName(name string) error {
 	}
 	if strings.Contains(name, "..") {
 		return fmt.Errorf("bucket name %q has two adjacent dots: %w", name, ErrInvalid)
+	}
+	if ip := net.ParseIP(name); ip != nil {
+		return fmt.Errorf("bucket name %q is formatted as an IP address: %w", name, ErrInvalid)
+	}
+	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
+		if strings.HasPrefix(name, p) {
+			return fmt.Errorf("bucket name %q starts with the reserved %q: %w", name, p, ErrInvalid)
+		}
+	}
+	for _, s := range []string{"-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"} {
+		if strings.HasSuffix(name, s) {
+			return fmt.Errorf("bucket name %q ends with the reserved %q: %w", name, s, ErrInvalid)
+		}
 	}
 	return nil
 }

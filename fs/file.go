@@ -31,8 +31,6 @@ type openFile struct {
 	dirty    map[uint64][]byte      // plaintext of chunks written since the last flush
 	bufBytes int64                  // capacity of the dirty buffers, for the global bound
 	changed  bool                   // size or times changed since the inode was last committed
-	unlinked bool                   // nlink reached 0 while open: delete at last release
-	deleted  bool                   // gone from the store: nothing more to flush
 }
 
 // Handle is one open of a regular file.
@@ -72,7 +70,7 @@ func (e *Engine) openLocked(ctx context.Context, ino Ino) (*Handle, error) {
 			return ErrIsDir
 		case !isRegMode(in.Mode):
 			return fmt.Errorf("mode %o has no content: %w", in.Mode, ErrInvalid)
-		case in.Nlink == 0:
+		case in.Nlink == 0 && !e.orphans[ino]:
 			return ErrNotExist
 		}
 		sealed, err = tx.SealedKey(in.Ino)
@@ -233,9 +231,6 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	if off < 0 || off+int64(len(p)) > maxFileSize {
 		return 0, fmt.Errorf("write of %d bytes at %d: %w", len(p), off, ErrTooBig)
 	}
-	if of.deleted {
-		return 0, fmt.Errorf("write to deleted inode %d: %w", of.inode.Ino, ErrNotExist)
-	}
 	cs := int64(of.cs())
 	var full []uint64
 	for done := 0; done < len(p); {
@@ -329,9 +324,6 @@ func (of *openFile) release(buf []byte) {
 // and the inode in one transaction. Objects are written before the metadata that
 // references them; replaced objects are deleted only once that commit is durable.
 func (of *openFile) flushChunks(ctx context.Context, idxs []uint64) error {
-	if of.deleted {
-		return nil
-	}
 	if len(idxs) == 0 {
 		if !of.changed {
 			return nil
@@ -417,9 +409,6 @@ func (of *openFile) putInode(tx *meta.Tx) error {
 }
 
 func (of *openFile) commitInodeLocked() error {
-	if of.deleted {
-		return nil
-	}
 	if err := of.e.update(of.putInode); err != nil {
 		return fmt.Errorf("committing inode %d: %w", of.inode.Ino, err)
 	}
@@ -444,9 +433,6 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 	defer of.mu.Unlock()
 	if size > maxFileSize {
 		return fmt.Errorf("truncate to %d: %w", size, ErrTooBig)
-	}
-	if of.deleted {
-		return fmt.Errorf("truncate of deleted inode %d: %w", of.inode.Ino, ErrNotExist)
 	}
 	cs := of.cs()
 	keep := (size + cs - 1) / cs // chunks [0, keep) survive
@@ -526,7 +512,7 @@ func (h *Handle) Fsync(ctx context.Context) error {
 }
 
 // Release ends one open. At the last one the file's buffers are flushed, and a file
-// unlinked while open is deleted.
+// unlinked meanwhile is deleted unless the kernel still references it.
 func (h *Handle) Release(ctx context.Context) error {
 	of := h.of
 	err := h.Flush(ctx)
@@ -539,25 +525,12 @@ func (h *Handle) Release(ctx context.Context) error {
 	}
 	delete(e.files, uint64(of.inode.Ino))
 	of.mu.Lock()
-	defer of.mu.Unlock()
 	for idx, buf := range of.dirty {
 		of.release(buf)
 		delete(of.dirty, idx)
 	}
-	if !of.unlinked {
-		return err
-	}
-	var chunks []meta.Chunk
-	derr := e.update(func(tx *meta.Tx) (err error) {
-		chunks, err = tx.DeleteInode(of.inode.Ino)
-		return err
-	})
-	if derr != nil {
-		return fmt.Errorf("deleting unlinked inode %d: %w", of.inode.Ino, derr)
-	}
-	of.deleted = true
-	e.discardChunks(chunks)
-	return err
+	of.mu.Unlock()
+	return errors.Join(err, e.deleteOrphanLocked(uint64(of.inode.Ino)))
 }
 
 // SyncAll flushes every open file and makes everything durable (syncfs, unmount).

@@ -37,9 +37,7 @@ func (e *Engine) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 	if of := e.openState(ino); of != nil {
 		of.mu.Lock()
 		defer of.mu.Unlock()
-		if !of.deleted {
-			return attrOf(&of.inode), nil
-		}
+		return attrOf(&of.inode), nil
 	}
 	var in meta.Inode
 	err := e.view(func(tx *meta.Tx) (err error) {
@@ -437,7 +435,7 @@ func (e *Engine) dropLink(tx *meta.Tx, in *meta.Inode, t int64) (deleted []meta.
 	if in.Nlink > 0 {
 		return nil, tx.PutInode(in)
 	}
-	if of := e.files[uint64(in.Ino)]; of != nil {
+	if e.held(uint64(in.Ino)) {
 		if err := tx.PutInode(in); err != nil {
 			return nil, err
 		}
@@ -447,14 +445,13 @@ func (e *Engine) dropLink(tx *meta.Tx, in *meta.Inode, t int64) (deleted []meta.
 }
 
 // afterDrop settles in-memory state once a transaction that dropped links committed.
+// Must hold nsMu.
 func (e *Engine) afterDrop(in *meta.Inode, deleted []meta.Chunk) {
 	e.discardChunks(deleted)
-	if of := e.files[uint64(in.Ino)]; of != nil {
-		of.mu.Lock()
-		of.inode.Nlink, of.inode.Ctime = in.Nlink, in.Ctime
-		of.unlinked = in.Nlink == 0
-		of.mu.Unlock()
+	if in.Nlink == 0 && e.held(uint64(in.Ino)) {
+		e.orphans[uint64(in.Ino)] = true
 	}
+	e.syncOpenInode(in)
 }
 
 // Unlink removes a non-directory entry.

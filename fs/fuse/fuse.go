@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -62,6 +63,8 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &negative,
 		RootStableAttr:  &gofs.StableAttr{Ino: opts.RootIno, Gen: 1},
+		// Mode 000 is a real mode here (chmod 000), not "unset".
+		NullPermissions: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mounting at %s: %w", mountpoint, err)
@@ -78,10 +81,29 @@ type filesystem struct {
 // node is one inode of the mount; the engine inode number is its StableAttr().Ino.
 type node struct {
 	gofs.Inode
-	fsys *filesystem
+	fsys      *filesystem
+	forgotten atomic.Bool
 }
 
+// OnAdd tells the engine the kernel now references this inode: an inode unlinked while
+// the kernel still holds it (an open racing with a rename over it) must stay readable.
+func (n *node) OnAdd(ctx context.Context) { n.fsys.engine.Reference(n.ino()) }
+
+// OnForget releases that reference, once per node.
+func (n *node) OnForget() {
+	if n.forgotten.CompareAndSwap(false, true) {
+		n.fsys.engine.Forget(n.ino())
+	}
+}
+
+// detach keeps a request's work from being cancelled when the kernel interrupts it: the
+// caller merely got a signal (Go programs get SIGURG all the time), and a local
+// filesystem neither fails nor half-does a write or a close for that.
+func detach(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 var (
+	_ gofs.NodeOnAdder       = (*node)(nil)
+	_ gofs.NodeOnForgetter   = (*node)(nil)
 	_ gofs.NodeLookuper      = (*node)(nil)
 	_ gofs.NodeGetattrer     = (*node)(nil)
 	_ gofs.NodeSetattrer     = (*node)(nil)
@@ -188,6 +210,7 @@ func (n *node) child(ctx context.Context, a fs.Attr, out *gofuse.EntryOut) *gofs
 
 func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
 	defer n.fsys.rescue("lookup", &errno)
+	ctx = detach(ctx)
 	a, err := n.fsys.engine.Lookup(ctx, n.ino(), name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -200,6 +223,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (_
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *gofuse.AttrOut) (errno syscall.Errno) {
 	defer n.fsys.rescue("getattr", &errno)
+	ctx = detach(ctx)
 	var a fs.Attr
 	if h, ok := f.(*handle); ok {
 		a = h.h.Attr()
@@ -215,6 +239,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *gofuse.AttrO
 
 func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *gofuse.SetAttrIn, out *gofuse.AttrOut) (errno syscall.Errno) {
 	defer n.fsys.rescue("setattr", &errno)
+	ctx = detach(ctx)
 	var set fs.SetAttrIn
 	if m, ok := in.GetMode(); ok {
 		set.Mode = &m
@@ -257,6 +282,7 @@ type handle struct {
 
 func (n *node) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer n.fsys.rescue("open", &errno)
+	ctx = detach(ctx)
 	h, err := n.fsys.engine.Open(ctx, n.ino())
 	if err != nil {
 		return nil, 0, n.fsys.errno("open", err)
@@ -272,6 +298,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uin
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *gofuse.EntryOut) (_ *gofs.Inode, _ gofs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer n.fsys.rescue("create", &errno)
+	ctx = detach(ctx)
 	uid, gid := caller(ctx)
 	a, h, err := n.fsys.engine.Create(ctx, n.ino(), name, fs.Owner{Mode: mode, Uid: uid, Gid: gid}, flags&syscall.O_EXCL != 0)
 	if err != nil {
@@ -289,6 +316,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 
 func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (_ gofuse.ReadResult, errno syscall.Errno) {
 	defer n.fsys.rescue("read", &errno)
+	ctx = detach(ctx)
 	h, ok := f.(*handle)
 	if !ok {
 		return nil, syscall.EBADF
@@ -302,6 +330,7 @@ func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 
 func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (_ uint32, errno syscall.Errno) {
 	defer n.fsys.rescue("write", &errno)
+	ctx = detach(ctx)
 	h, ok := f.(*handle)
 	if !ok {
 		return 0, syscall.EBADF
@@ -315,6 +344,7 @@ func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 
 func (n *node) Flush(ctx context.Context, f gofs.FileHandle) (errno syscall.Errno) {
 	defer n.fsys.rescue("flush", &errno)
+	ctx = detach(ctx)
 	if h, ok := f.(*handle); ok {
 		return n.fsys.errno("flush", h.h.Flush(ctx))
 	}
@@ -323,6 +353,7 @@ func (n *node) Flush(ctx context.Context, f gofs.FileHandle) (errno syscall.Errn
 
 func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) (errno syscall.Errno) {
 	defer n.fsys.rescue("fsync", &errno)
+	ctx = detach(ctx)
 	if h, ok := f.(*handle); ok {
 		return n.fsys.errno("fsync", h.h.Fsync(ctx))
 	}
@@ -332,6 +363,7 @@ func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) (errn
 
 func (n *node) Release(ctx context.Context, f gofs.FileHandle) (errno syscall.Errno) {
 	defer n.fsys.rescue("release", &errno)
+	ctx = detach(ctx)
 	if h, ok := f.(*handle); ok {
 		if err := h.h.Release(ctx); err != nil {
 			// close(2) has already returned; the error can only be logged.
@@ -345,6 +377,7 @@ func (n *node) Release(ctx context.Context, f gofs.FileHandle) (errno syscall.Er
 // read as zeros and are stored only when written. Other modes are not supported.
 func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) (errno syscall.Errno) {
 	defer n.fsys.rescue("fallocate", &errno)
+	ctx = detach(ctx)
 	const keepSize = 0x01
 	h, ok := f.(*handle)
 	if !ok {
@@ -361,6 +394,7 @@ func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size
 
 func (n *node) Readdir(ctx context.Context) (_ gofs.DirStream, errno syscall.Errno) {
 	defer n.fsys.rescue("readdir", &errno)
+	ctx = detach(ctx)
 	ents, err := n.fsys.engine.ReadDir(ctx, n.ino(), "", 0)
 	if err != nil {
 		return nil, n.fsys.errno("readdir", err)
@@ -376,6 +410,7 @@ func (n *node) Readdir(ctx context.Context) (_ gofs.DirStream, errno syscall.Err
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
 	defer n.fsys.rescue("mkdir", &errno)
+	ctx = detach(ctx)
 	uid, gid := caller(ctx)
 	a, err := n.fsys.engine.Mkdir(ctx, n.ino(), name, fs.Owner{Mode: mode, Uid: uid, Gid: gid})
 	if err != nil {
@@ -386,6 +421,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.
 
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
 	defer n.fsys.rescue("mknod", &errno)
+	ctx = detach(ctx)
 	uid, gid := caller(ctx)
 	a, err := n.fsys.engine.Mknod(ctx, n.ino(), name, fs.Owner{Mode: mode, Uid: uid, Gid: gid, Rdev: dev})
 	if err != nil {
@@ -396,6 +432,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
 	defer n.fsys.rescue("symlink", &errno)
+	ctx = detach(ctx)
 	uid, gid := caller(ctx)
 	a, err := n.fsys.engine.Symlink(ctx, n.ino(), name, target, fs.Owner{Uid: uid, Gid: gid})
 	if err != nil {
@@ -406,6 +443,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.Ent
 
 func (n *node) Readlink(ctx context.Context) (_ []byte, errno syscall.Errno) {
 	defer n.fsys.rescue("readlink", &errno)
+	ctx = detach(ctx)
 	target, err := n.fsys.engine.Readlink(ctx, n.ino())
 	if err != nil {
 		return nil, n.fsys.errno("readlink", err)
@@ -415,6 +453,7 @@ func (n *node) Readlink(ctx context.Context) (_ []byte, errno syscall.Errno) {
 
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
 	defer n.fsys.rescue("link", &errno)
+	ctx = detach(ctx)
 	a, err := n.fsys.engine.Link(ctx, target.EmbeddedInode().StableAttr().Ino, n.ino(), name)
 	if err != nil {
 		return nil, n.fsys.errno("link", err)
@@ -424,16 +463,19 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 
 func (n *node) Unlink(ctx context.Context, name string) (errno syscall.Errno) {
 	defer n.fsys.rescue("unlink", &errno)
+	ctx = detach(ctx)
 	return n.fsys.errno("unlink", n.fsys.engine.Unlink(ctx, n.ino(), name))
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) (errno syscall.Errno) {
 	defer n.fsys.rescue("rmdir", &errno)
+	ctx = detach(ctx)
 	return n.fsys.errno("rmdir", n.fsys.engine.Rmdir(ctx, n.ino(), name))
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
 	defer n.fsys.rescue("rename", &errno)
+	ctx = detach(ctx)
 	np := newParent.EmbeddedInode().StableAttr().Ino
 	return n.fsys.errno("rename", n.fsys.engine.Rename(ctx, n.ino(), name, np, newName, flags))
 }
@@ -463,6 +505,7 @@ func (n *node) xattrErrno(op string, err error) syscall.Errno {
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (_ uint32, errno syscall.Errno) {
 	defer n.fsys.rescue("getxattr", &errno)
+	ctx = detach(ctx)
 	v, err := n.xattrValue(ctx, attr)
 	if err != nil {
 		return 0, n.xattrErrno("getxattr", err)
@@ -475,16 +518,19 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (_ uint32
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) (errno syscall.Errno) {
 	defer n.fsys.rescue("setxattr", &errno)
+	ctx = detach(ctx)
 	return n.xattrErrno("setxattr", n.fsys.engine.SetXattr(ctx, n.ino(), attr, data, flags))
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) (errno syscall.Errno) {
 	defer n.fsys.rescue("removexattr", &errno)
+	ctx = detach(ctx)
 	return n.xattrErrno("removexattr", n.fsys.engine.RemoveXattr(ctx, n.ino(), attr))
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (_ uint32, errno syscall.Errno) {
 	defer n.fsys.rescue("listxattr", &errno)
+	ctx = detach(ctx)
 	names, err := n.fsys.engine.ListXattr(ctx, n.ino())
 	if err != nil {
 		return 0, n.fsys.errno("listxattr", err)
@@ -502,6 +548,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (_ uint32, errno sysc
 
 func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) (errno syscall.Errno) {
 	defer n.fsys.rescue("statfs", &errno)
+	ctx = detach(ctx)
 	st, err := n.fsys.engine.StatFS(ctx)
 	if err != nil {
 		return n.fsys.errno("statfs", err)
