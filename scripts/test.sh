@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Runs every check of ssefs on a fresh Debian machine as root: installs the system packages
+# the tests call, then gofmt, go vet, the unit tests (plain and -race) and the end-to-end
+# tests under integration/ (a real FUSE mount of a race-built ssefs).
+#
+# Usage: scripts/test.sh            (from any directory; CI runs it through .ci/run)
+# Env:   SSEFS_IT_RUN=REGEX        run only the integration tests matching REGEX
+#        SSEFS_IT_TIMEOUT=DURATION integration test timeout (default 45m)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+step_names=()
+step_results=()
+started=$(date +%s)
+
+say() { printf '\n=== %s\n' "$*"; }
+
+record() { # record NAME RESULT
+	step_names+=("$1")
+	step_results+=("$2")
+}
+
+current="" # the step running now: if the script dies in it, the summary names it
+begin() {
+	current="$1"
+	say "$2"
+}
+passed_step() {
+	record "$current" "${1:-ok}"
+	current=""
+}
+
+summary() {
+	local rc=$?
+	printf '\n=== summary (%ss)\n' "$(($(date +%s) - started))"
+	local i
+	if [ "$rc" -ne 0 ] && [ -n "$current" ]; then
+		record "$current" FAILED
+	fi
+	for i in "${!step_names[@]}"; do
+		printf '  %-34s %s\n' "${step_names[$i]}" "${step_results[$i]}"
+	done
+	if [ "$rc" -eq 0 ]; then
+		echo "scripts/test.sh: all checks passed"
+	else
+		echo "scripts/test.sh: FAILED (exit $rc)"
+	fi
+	if [ -n "$it_counts" ]; then
+		echo "integration: $it_counts"
+	fi
+}
+it_counts=""
+trap summary EXIT
+
+# --- system packages the tests call --------------------------------------------------------
+# The integration tests run rsync, tar, cp and mv (coreutils). ssefs mounts with mount(2)
+# itself as root, so no fusermount is needed.
+packages=(rsync tar coreutils)
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg -s "$p" >/dev/null 2>&1; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	say "installing ${missing[*]}"
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "scripts/test.sh: missing packages ${missing[*]} and not root: install them first" >&2
+		exit 1
+	fi
+	apt-get update -q </dev/null
+	apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+	record "install ${missing[*]}" ok
+else
+	record "system packages" "already installed"
+fi
+
+command -v go >/dev/null || { echo "scripts/test.sh: go is not on PATH" >&2; exit 1; }
+say "$(go version)"
+
+# --- formatting and vet ---------------------------------------------------------------------
+begin gofmt "gofmt -l ."
+unformatted=$(gofmt -l .)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"
+	echo "$unformatted"
+	exit 1
+fi
+passed_step
+
+begin "go vet" "go vet ./..."
+go vet ./...
+passed_step
+
+# --- unit tests -----------------------------------------------------------------------------
+# Every package of ./... except integration, which mounts a real FUSE filesystem for each test:
+# it runs once, below, with -race and -v (go vet above has already type-checked it).
+units=$(go list ./... | grep -v '/integration$')
+begin "go test (unit)" "go test ./... (unit)"
+go test -count=1 $units
+passed_step
+
+begin "go test -race (unit)" "go test -race ./... (unit)"
+go test -race -count=1 $units
+passed_step
+
+# --- end-to-end tests -----------------------------------------------------------------------
+begin integration "go test -race -v ./integration/ (real FUSE mounts of a race-built ssefs)"
+it_args=(-race -count=1 -v -timeout "${SSEFS_IT_TIMEOUT:-45m}")
+if [ -n "${SSEFS_IT_RUN:-}" ]; then
+	it_args+=(-run "$SSEFS_IT_RUN")
+fi
+it_log=$(mktemp)
+set +e
+go test "${it_args[@]}" ./integration/ 2>&1 | tee "$it_log"
+it_rc=${PIPESTATUS[0]}
+set -e
+passed=$(grep -c -- '^--- PASS' "$it_log" || true)
+failed=$(grep -c -- '^--- FAIL' "$it_log" || true)
+skipped=$(grep -c -- '^--- SKIP' "$it_log" || true)
+it_counts="$passed passed, $failed failed, $skipped skipped"
+if [ "$it_rc" -ne 0 ]; then
+	current=""
+	record "integration" "FAILED: $it_counts"
+	echo
+	echo "failed integration tests:"
+	grep -- '^--- FAIL' "$it_log" || true
+	rm -f "$it_log"
+	exit "$it_rc"
+fi
+if [ "$skipped" -gt 0 ]; then
+	echo "note: $skipped integration tests skipped:"
+	grep -A1 -- '^--- SKIP' "$it_log" | grep -v -- '^--$' | head -n 20 || true
+fi
+rm -f "$it_log"
+if [ "$passed" -eq 0 ]; then
+	current=""
+	record "integration" "FAILED: no test ran"
+	it_counts=""
+	exit 1
+fi
+passed_step "$it_counts"
