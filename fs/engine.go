@@ -166,19 +166,64 @@ func (e *Engine) deleteOrphanLocked(ino Ino) error {
 	if !e.orphans[ino] || e.held(ino) {
 		return nil
 	}
-	var chunks []meta.Chunk
+	if err := e.deleteInode(meta.Ino(ino)); err != nil {
+		return err
+	}
+	delete(e.orphans, ino)
+	return nil
+}
+
+// chunkBatch bounds the chunk records one transaction deletes, well below Badger's
+// per-transaction limit, so that files of any size can be truncated and deleted.
+var chunkBatch = 10_000
+
+// fitsOneTransaction tells whether all of in's chunk records can go in one transaction:
+// records exist only below the file's size.
+func fitsOneTransaction(in *meta.Inode) bool {
+	return in.ChunkSize == 0 || in.Size/uint64(in.ChunkSize) < uint64(chunkBatch)
+}
+
+// deleteInode removes an orphan: its chunk records in batches, then the rest. A crash
+// midway leaves it on the orphan list, and the next start finishes the job.
+func (e *Engine) deleteInode(ino meta.Ino) error {
+	for {
+		var batch []meta.Chunk
+		err := e.update(func(tx *meta.Tx) error {
+			batch = batch[:0]
+			err := tx.Chunks(ino, 0, func(c meta.Chunk) bool {
+				batch = append(batch, c)
+				return len(batch) < chunkBatch
+			})
+			if err != nil {
+				return err
+			}
+			for _, c := range batch {
+				if err := tx.DeleteChunk(ino, c.Index); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("deleting the chunks of inode %d: %w", ino, err)
+		}
+		e.discardChunks(batch)
+		if len(batch) < chunkBatch {
+			break
+		}
+	}
+	var rest []meta.Chunk
 	err := e.update(func(tx *meta.Tx) (err error) {
-		chunks, err = tx.DeleteInode(meta.Ino(ino))
+		rest, err = tx.DeleteInode(ino)
 		if errors.Is(err, meta.ErrNotFound) {
 			err = nil
 		}
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("deleting unlinked inode %d: %w", ino, err)
+		return fmt.Errorf("deleting inode %d: %w", ino, err)
 	}
-	delete(e.orphans, ino)
-	e.discardChunks(chunks)
+	e.discardChunks(rest)
 	return nil
 }
 
@@ -191,15 +236,8 @@ func (e *Engine) reclaimOrphans() error {
 		return fmt.Errorf("fs: listing orphans: %w", err)
 	}
 	for _, ino := range orphans {
-		if err := e.db.Update(func(tx *meta.Tx) error {
-			chunks, err := tx.DeleteInode(ino)
-			if err != nil && !errors.Is(err, meta.ErrNotFound) {
-				return err
-			}
-			e.discardChunks(chunks)
-			return nil
-		}); err != nil {
-			return fmt.Errorf("fs: reclaiming orphan %d: %w", ino, err)
+		if err := e.deleteInode(ino); err != nil {
+			return fmt.Errorf("fs: reclaiming orphan: %w", err)
 		}
 	}
 	return nil

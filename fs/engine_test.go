@@ -365,3 +365,62 @@ func TestRenameSemantics(t *testing.T) {
 		t.Fatalf("setting the read-only xattr: %v", err)
 	}
 }
+
+// TestLargeTruncateAndDeleteInBatches lowers the batch size so that a truncate and an
+// unlink each need several transactions, and checks content and leftovers.
+func TestLargeTruncateAndDeleteInBatches(t *testing.T) {
+	defer func(old int) { chunkBatch = old }(chunkBatch)
+	chunkBatch = 7
+	env := newTestEnv(t, 4096, 0)
+	ctx := context.Background()
+	a, h, err := env.e.Create(ctx, env.bucket, "big", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 100*4096+10)
+	rand.Read(data)
+	if _, err := h.WriteAt(ctx, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const size = 5*4096 + 100
+	if err := h.Truncate(ctx, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Truncate(ctx, 9*4096); err != nil { // grow again: the cut bytes must be zeros
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := append(bytes.Clone(data[:size]), make([]byte, 9*4096-size)...)
+	if got := readAll(t, env.e, a.Ino); !bytes.Equal(got, want) {
+		t.Fatal("content after a batched truncate differs")
+	}
+	records := 0
+	env.db.View(func(tx *meta.Tx) error {
+		return tx.Chunks(meta.Ino(a.Ino), 0, func(meta.Chunk) bool { records++; return true })
+	})
+	if records != 6 {
+		t.Fatalf("%d chunk records after truncating to 6 chunks", records)
+	}
+	if err := env.e.Unlink(ctx, env.bucket, "big"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.e.SyncAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	objects := 0
+	env.store.Walk(ctx, func(objstore.ID, int64) error { objects++; return nil })
+	if objects != 0 {
+		t.Fatalf("%d objects left after unlinking", objects)
+	}
+	if err := env.db.View(func(tx *meta.Tx) error {
+		_, err := tx.Inode(meta.Ino(a.Ino))
+		return err
+	}); !errors.Is(err, meta.ErrNotFound) {
+		t.Fatalf("inode after unlink: %v", err)
+	}
+}

@@ -448,6 +448,9 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 			}
 		}
 	}
+	if err := of.dropTailInBatches(keep); err != nil {
+		return err
+	}
 	var dropped []meta.Chunk
 	var shortened *meta.Chunk
 	of.inode.Size = size
@@ -491,6 +494,53 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 		of.chunks[shortened.Index] = shortened
 	}
 	of.e.discardChunks(dropped)
+	return nil
+}
+
+// dropTailInBatches deletes stored chunks from index keep on, when there are more than
+// one transaction may hold: highest first, lowering the size with each batch, so a crash
+// midway leaves a shorter prefix of the file, never a hole in it.
+func (of *openFile) dropTailInBatches(keep uint64) error {
+	if fitsOneTransaction(&meta.Inode{Size: of.inode.Size - min(of.inode.Size, keep*of.cs()), ChunkSize: of.inode.ChunkSize}) {
+		return nil
+	}
+	var idxs []uint64
+	err := of.e.view(func(tx *meta.Tx) error {
+		return tx.Chunks(of.inode.Ino, keep, func(c meta.Chunk) bool {
+			idxs = append(idxs, c.Index)
+			return true
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("listing the chunks of inode %d: %w", of.inode.Ino, err)
+	}
+	for len(idxs) > chunkBatch {
+		batch := idxs[len(idxs)-chunkBatch:]
+		idxs = idxs[:len(idxs)-chunkBatch]
+		var dropped []meta.Chunk
+		err := of.e.update(func(tx *meta.Tx) error {
+			dropped = dropped[:0]
+			for _, idx := range batch {
+				c, err := tx.Chunk(of.inode.Ino, idx)
+				if err != nil {
+					return err
+				}
+				dropped = append(dropped, c)
+				if err := tx.DeleteChunk(of.inode.Ino, idx); err != nil {
+					return err
+				}
+			}
+			of.inode.Size = min(of.inode.Size, batch[0]*of.cs())
+			return of.putInode(tx)
+		})
+		if err != nil {
+			return fmt.Errorf("truncating inode %d: %w", of.inode.Ino, err)
+		}
+		for _, c := range dropped {
+			delete(of.chunks, c.Index)
+		}
+		of.e.discardChunks(dropped)
+	}
 	return nil
 }
 

@@ -435,23 +435,28 @@ func (e *Engine) dropLink(tx *meta.Tx, in *meta.Inode, t int64) (deleted []meta.
 	if in.Nlink > 0 {
 		return nil, tx.PutInode(in)
 	}
-	if e.held(uint64(in.Ino)) {
-		if err := tx.PutInode(in); err != nil {
-			return nil, err
-		}
-		return nil, tx.AddOrphan(in.Ino)
+	if !e.held(uint64(in.Ino)) && fitsOneTransaction(in) {
+		return tx.DeleteInode(in.Ino)
 	}
-	return tx.DeleteInode(in.Ino)
+	// Still open or referenced, or too large to delete in this transaction: keep it as
+	// an orphan, deleted after the commit (afterDrop) or at its last release.
+	if err := tx.PutInode(in); err != nil {
+		return nil, err
+	}
+	return nil, tx.AddOrphan(in.Ino)
 }
 
 // afterDrop settles in-memory state once a transaction that dropped links committed.
 // Must hold nsMu.
 func (e *Engine) afterDrop(in *meta.Inode, deleted []meta.Chunk) {
 	e.discardChunks(deleted)
-	if in.Nlink == 0 && e.held(uint64(in.Ino)) {
-		e.orphans[uint64(in.Ino)] = true
-	}
 	e.syncOpenInode(in)
+	if in.Nlink == 0 && (e.held(uint64(in.Ino)) || !fitsOneTransaction(in)) {
+		e.orphans[uint64(in.Ino)] = true
+		if err := e.deleteOrphanLocked(uint64(in.Ino)); err != nil {
+			e.log.Error("deleting a large unlinked file failed; it is reclaimed at the next start", "ino", uint64(in.Ino), "err", err)
+		}
+	}
 }
 
 // Unlink removes a non-directory entry.
