@@ -318,20 +318,12 @@ func (s *sequence) extend() error {
 	var start, end uint64
 	err := s.db.Update(func(tx *Tx) error {
 		start = s.min
-		item, err := tx.txn.Get(s.key)
+		stored, err := s.stored(tx)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
 		case err != nil:
 			return err
 		default:
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			stored, err := decodeSequence(v)
-			if err != nil {
-				return err
-			}
 			start = max(start, stored)
 		}
 		if start > math.MaxUint64-seqBandwidth {
@@ -350,6 +342,19 @@ func (s *sequence) extend() error {
 	return nil
 }
 
+// stored reads the end of the last lease.
+func (s *sequence) stored(tx *Tx) (uint64, error) {
+	item, err := tx.txn.Get(s.key)
+	if err != nil {
+		return 0, err
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return 0, err
+	}
+	return decodeSequence(v)
+}
+
 // release gives back the unused rest of the lease, so a clean restart does not skip a
 // thousand numbers. Only numbers never handed out are returned.
 func (s *sequence) release() error {
@@ -359,15 +364,7 @@ func (s *sequence) release() error {
 		return nil
 	}
 	err := s.db.update(func(tx *Tx) error {
-		item, err := tx.txn.Get(s.key)
-		if err != nil {
-			return err
-		}
-		v, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		stored, err := decodeSequence(v)
+		stored, err := s.stored(tx)
 		if err != nil {
 			return err
 		}

@@ -236,20 +236,14 @@ func (l *Local) Sync(ctx context.Context, ids []ID) error {
 	return nil
 }
 
-func syncFile(path string) error {
-	fd, err := openRetry(path, unix.O_RDONLY|unix.O_CLOEXEC)
-	if err != nil {
-		return &fs.PathError{Op: "open", Path: path, Err: err}
-	}
-	defer unix.Close(fd)
-	if err := unix.Fsync(fd); err != nil {
-		return &fs.PathError{Op: "fsync", Path: path, Err: err}
-	}
-	return nil
-}
+func syncFile(path string) error { return fsyncPath(path, unix.O_RDONLY|unix.O_CLOEXEC) }
 
 func syncDir(path string) error {
-	fd, err := openRetry(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	return fsyncPath(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+}
+
+func fsyncPath(path string, flags int) error {
+	fd, err := openRetry(path, flags)
 	if err != nil {
 		return &fs.PathError{Op: "open", Path: path, Err: err}
 	}
