@@ -88,6 +88,11 @@ func parseMountFlags(args []string, stderr io.Writer) (mountConfig, string, erro
 	if c.writeBufferMB < 1 {
 		return c, "", usageError{"--write-buffer-mb must be at least 1"}
 	}
+	if c.bucket != "" {
+		if err := fs.ValidBucketName(c.bucket); err != nil {
+			return c, "", usageError{fmt.Sprintf("--bucket: %v", err)}
+		}
+	}
 	if c.attrTimeout < 0 {
 		return c, "", usageError{"--attr-timeout must not be negative"}
 	}
@@ -168,9 +173,6 @@ func unmount(server unmounter, mountpoint string, log *slog.Logger) {
 
 // ensureBucket returns the bucket's directory inode, creating the bucket if needed.
 func ensureBucket(engine *fs.Engine, name string) (uint64, error) {
-	if err := fs.ValidBucketName(name); err != nil {
-		return 0, usageError{fmt.Sprintf("--bucket: %v", err)}
-	}
 	ctx := context.Background()
 	a, err := engine.Lookup(ctx, fs.RootIno, name)
 	if errors.Is(err, fs.ErrNotExist) {
