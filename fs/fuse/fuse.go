@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -47,11 +48,14 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 	negative := time.Duration(0)
 	root := &node{fsys: &filesystem{engine: engine, log: opts.Logger}}
 	mo := gofuse.MountOptions{
-		FsName:            "ssefs",
-		Name:              "ssefs",
-		AllowOther:        opts.AllowOther,
-		Debug:             opts.Debug,
-		DirectMountStrict: true,
+		FsName:     "ssefs",
+		Name:       "ssefs",
+		AllowOther: opts.AllowOther,
+		Debug:      opts.Debug,
+		// As root, mount(2) directly: no fusermount needed. Other users go through
+		// fusermount, which holds the privilege to mount.
+		DirectMount:       true,
+		DirectMountStrict: os.Geteuid() == 0,
 		MaxWrite:          1 << 20,
 		MaxReadAhead:      1 << 20,
 		// The kernel checks permissions from mode, uid and gid, as for a local disk.
