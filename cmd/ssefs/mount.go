@@ -63,7 +63,7 @@ func parseMountFlags(args []string, stderr io.Writer) (mountConfig, string, erro
 	f.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "data directory: metadata, chunk objects and (generated) keys")
 	f.StringVar(&c.bucket, "bucket", "", "serve only this bucket as the mount root (created if missing)")
 	f.BoolVar(&c.allowOther, "allow-other", false, "let users other than the mounting one access the mount")
-	f.BoolVar(&c.debug, "debug", false, "log every FUSE request")
+	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, with file names and the first bytes of data: for debugging only, never in production")
 	f.DurationVar(&c.keyCacheTTL, "key-cache-ttl", 5*time.Minute, "how long unsealed data keys stay cached in memory (0 disables the cache)")
 	f.StringVar(&c.masterKeyFile, "master-key-file", "", "file holding the static master key NAME:64-hex-digits (also SSEFS_KMS_MASTER_KEY_FILE, MINIO_KMS_MASTER_KEY_FILE)")
 	f.IntVar(&c.writeBufferMB, "write-buffer-mb", 256, "bound on plaintext held in write-back buffers, in MiB")
