@@ -32,9 +32,11 @@ const (
 	maxNameLen       = 255
 	maxXattrNameLen  = 255
 	maxXattrValueLen = 64 << 10
-	// gcInterval bounds how long replaced chunk objects wait for the metadata sync that
-	// makes their deletion safe.
-	gcInterval = 30 * time.Second
+	// syncInterval is the background commit, as a journaling filesystem has one: it
+	// bounds what a power cut can take from files nobody fsynced, how long replaced
+	// chunk objects wait for the metadata sync that makes deleting them safe, and how
+	// much a later fsync has to sync.
+	syncInterval = 30 * time.Second
 )
 
 // Config wires the engine to its stores.
@@ -117,7 +119,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := e.reclaimOrphans(); err != nil {
 		return nil, err
 	}
-	go e.gcLoop()
+	go e.syncLoop()
 	return e, nil
 }
 

@@ -683,9 +683,9 @@ func (e *Engine) syncDurable(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) gcLoop() {
+func (e *Engine) syncLoop() {
 	defer close(e.done)
-	t := time.NewTicker(gcInterval)
+	t := time.NewTicker(syncInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -693,7 +693,7 @@ func (e *Engine) gcLoop() {
 			return
 		case <-t.C:
 			e.gcMu.Lock()
-			n := len(e.garbage)
+			n := len(e.garbage) + len(e.unsynced)
 			e.gcMu.Unlock()
 			if n > 0 {
 				if err := e.syncDurable(context.Background()); err != nil {
