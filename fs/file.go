@@ -256,16 +256,14 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	}
 	// A chunk written to its end is done with (sequential writes): store it now to bound
 	// memory. Under global pressure, store everything this file holds.
+	var err error
 	if of.e.dirty.total() > of.e.bufLimit {
-		full = nil
-		for idx := range of.dirty {
-			full = append(full, idx)
-		}
+		err = of.flushLocked(ctx)
+	} else if len(full) > 0 {
+		err = of.flushChunks(ctx, full)
 	}
-	if len(full) > 0 {
-		if err := of.flushChunks(ctx, full); err != nil {
-			return 0, err
-		}
+	if err != nil {
+		return 0, err
 	}
 	return len(p), nil
 }
@@ -421,6 +419,13 @@ func (of *openFile) flushLocked(ctx context.Context) error {
 	idxs := make([]uint64, 0, len(of.dirty))
 	for idx := range of.dirty {
 		idxs = append(idxs, idx)
+	}
+	// A large write buffer may hold more chunks than one transaction can commit.
+	for len(idxs) > chunkBatch {
+		if err := of.flushChunks(ctx, idxs[:chunkBatch]); err != nil {
+			return err
+		}
+		idxs = idxs[chunkBatch:]
 	}
 	return of.flushChunks(ctx, idxs)
 }
