@@ -8,7 +8,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// flagsFromEnv fills every flag not given on the command line from SSEFS_<FLAG>.
+// flagsFromEnv fills every flag not given on the command line from SSEFS_<FLAG>. An
+// empty variable counts as unset, so `SSEFS_BUCKET=` in a unit file clears it.
 func flagsFromEnv(f *pflag.FlagSet) error {
 	var err error
 	f.VisitAll(func(fl *pflag.Flag) {
@@ -16,7 +17,7 @@ func flagsFromEnv(f *pflag.FlagSet) error {
 			return
 		}
 		name := "SSEFS_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
-		if v, ok := os.LookupEnv(name); ok {
+		if v := os.Getenv(name); v != "" {
 			if serr := f.Set(fl.Name, v); serr != nil {
 				err = usageError{fmt.Sprintf("%s=%q: %v", name, v, serr)}
 			}
