@@ -102,8 +102,9 @@ func TestFSX(t *testing.T) {
 				fail("mmap: %v", err)
 			}
 			if i := firstDiff(mem, model); i >= 0 {
+				got := mem[i]
 				unix.Munmap(mem)
-				fail("mmap read: byte %d differs: %#x, model %#x", i, mem[i], model[i])
+				fail("mmap read: byte %d differs: %#x, model %#x", i, got, model[i])
 			}
 			off := r.IntN(len(model))
 			n := 1 + r.IntN(min(len(model)-off, 50_000))
