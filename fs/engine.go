@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -74,7 +75,8 @@ type Engine struct {
 	bucketMu    sync.Mutex
 	bucketNames map[Ino]string
 
-	dirty dirtyAccounting
+	// dirtyBytes sums the capacity of all write-back buffers, for the global bound.
+	dirtyBytes atomic.Int64
 
 	gcMu     sync.Mutex
 	garbage  []objstore.ID        // replaced objects, deletable once the metadata is synced

@@ -24,13 +24,12 @@ type openFile struct {
 	e    *Engine
 	refs int // guarded by e.nsMu
 
-	mu       sync.Mutex
-	inode    meta.Inode // size and times here are newer than the stored ones
-	oek      [32]byte
-	chunks   map[uint64]*meta.Chunk // stored chunk records seen so far; nil value = no such chunk
-	dirty    map[uint64][]byte      // plaintext of chunks written since the last flush
-	bufBytes int64                  // capacity of the dirty buffers, for the global bound
-	changed  bool                   // size or times changed since the inode was last committed
+	mu      sync.Mutex
+	inode   meta.Inode // size and times here are newer than the stored ones
+	oek     [32]byte
+	chunks  map[uint64]*meta.Chunk // stored chunk records seen so far; nil value = no such chunk
+	dirty   map[uint64][]byte      // plaintext of chunks written since the last flush
+	changed bool                   // size or times changed since the inode was last committed
 }
 
 // Handle is one open of a regular file.
@@ -257,7 +256,7 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	// A chunk written to its end is done with (sequential writes): store it now to bound
 	// memory. Under global pressure, store everything this file holds.
 	var err error
-	if of.e.dirty.total() > of.e.bufLimit {
+	if of.e.dirtyBytes.Load() > of.e.bufLimit {
 		err = of.flushLocked(ctx)
 	} else if len(full) > 0 {
 		err = of.flushChunks(ctx, full)
@@ -308,14 +307,12 @@ func (of *openFile) grow(buf []byte, n int) []byte {
 	newCap = min(newCap, int(of.cs()))
 	nb := make([]byte, n, newCap)
 	copy(nb, buf)
-	of.e.dirty.add(int64(newCap - cap(buf)))
-	of.bufBytes += int64(newCap - cap(buf))
+	of.e.dirtyBytes.Add(int64(newCap - cap(buf)))
 	return nb
 }
 
 func (of *openFile) release(buf []byte) {
-	of.e.dirty.add(-int64(cap(buf)))
-	of.bufBytes -= int64(cap(buf))
+	of.e.dirtyBytes.Add(-int64(cap(buf)))
 }
 
 // flushChunks encrypts and stores the named dirty chunks, then commits their records
@@ -606,24 +603,6 @@ func (e *Engine) SyncAll(ctx context.Context) error {
 	}
 	errs = append(errs, e.syncDurable(ctx))
 	return errors.Join(errs...)
-}
-
-// dirtyAccounting sums the capacity of all write-back buffers.
-type dirtyAccounting struct {
-	mu    sync.Mutex
-	bytes int64
-}
-
-func (d *dirtyAccounting) add(n int64) {
-	d.mu.Lock()
-	d.bytes += n
-	d.mu.Unlock()
-}
-
-func (d *dirtyAccounting) total() int64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.bytes
 }
 
 func (e *Engine) markUnsynced(id objstore.ID) {

@@ -120,13 +120,18 @@ func (e *Engine) prepareNew(parent meta.Inode, name string, o Owner) (meta.Inode
 	return in, nil
 }
 
-// link adds a fresh inode's entry to its parent within tx.
-func addEntry(tx *meta.Tx, parent *meta.Inode, name string, in *meta.Inode) error {
-	if _, err := tx.Lookup(parent.Ino, name); err == nil {
+// nameFree refuses a name that parent already holds.
+func nameFree(tx *meta.Tx, parent meta.Ino, name string) error {
+	if _, err := tx.Lookup(parent, name); err == nil {
 		return fmt.Errorf("%q: %w", name, ErrExist)
 	} else if !errors.Is(err, meta.ErrNotFound) {
 		return err
 	}
+	return nil
+}
+
+// addEntry adds in's entry to its parent within tx; the caller has checked the name is free.
+func addEntry(tx *meta.Tx, parent *meta.Inode, name string, in *meta.Inode) error {
 	if err := tx.PutEntry(parent.Ino, meta.Entry{Name: name, Ino: in.Ino, Mode: in.Mode & syscall.S_IFMT}); err != nil {
 		return err
 	}
@@ -188,6 +193,9 @@ func (e *Engine) mknode(ctx context.Context, parent Ino, name string, o Owner, e
 	err := e.update(func(tx *meta.Tx) error {
 		dir, err := dirInode(tx, parent)
 		if err != nil {
+			return err
+		}
+		if err := nameFree(tx, dir.Ino, name); err != nil {
 			return err
 		}
 		if in, err = e.prepareNew(dir, name, o); err != nil {
@@ -388,6 +396,9 @@ func (e *Engine) Link(ctx context.Context, ino, parent Ino, name string) (Attr, 
 			return fmt.Errorf("inode %d was removed: %w", ino, ErrNotExist)
 		}
 		if err := sameBucket(in, dir); err != nil {
+			return err
+		}
+		if err := nameFree(tx, dir.Ino, name); err != nil {
 			return err
 		}
 		if of := e.files[ino]; of != nil {

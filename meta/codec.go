@@ -218,22 +218,16 @@ func (r *reader) done() error {
 
 func appendVarint(b []byte, v int64) []byte { return binary.AppendVarint(b, v) }
 
-func encodeSuperblock(format uint64) []byte {
-	return binary.AppendUvarint([]byte{codecV1}, format)
-}
+// The superblock (format version) and the sequence leases are single counters.
+func encodeSuperblock(format uint64) []byte     { return encodeCounter(format) }
+func decodeSuperblock(b []byte) (uint64, error) { return decodeCounter("superblock", b) }
+func encodeSequence(next uint64) []byte         { return encodeCounter(next) }
+func decodeSequence(b []byte) (uint64, error)   { return decodeCounter("sequence", b) }
 
-func decodeSuperblock(b []byte) (uint64, error) {
-	r := newReader("superblock", b)
-	v := r.uvarint()
-	return v, r.done()
-}
+func encodeCounter(v uint64) []byte { return binary.AppendUvarint([]byte{codecV1}, v) }
 
-func encodeSequence(next uint64) []byte {
-	return binary.AppendUvarint([]byte{codecV1}, next)
-}
-
-func decodeSequence(b []byte) (uint64, error) {
-	r := newReader("sequence", b)
+func decodeCounter(what string, b []byte) (uint64, error) {
+	r := newReader(what, b)
 	v := r.uvarint()
 	return v, r.done()
 }

@@ -11,6 +11,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -442,7 +443,7 @@ func TestDeleteInode(t *testing.T) {
 		}
 		var orphans []Ino
 		tx.Orphans(func(i Ino) bool { orphans = append(orphans, i); return true })
-		if !equalInos(orphans, []Ino{ino - 1, ino + 1}) {
+		if !slices.Equal(orphans, []Ino{ino - 1, ino + 1}) {
 			t.Errorf("orphans %v", orphans)
 		}
 		// The caller removes the entry; DeleteInode must not.
@@ -471,18 +472,6 @@ func TestDeleteInode(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-func equalInos(a, b []Ino) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestEntries(t *testing.T) {
@@ -517,10 +506,10 @@ func TestEntries(t *testing.T) {
 		})
 		return out
 	}
-	if got := list("", math.MaxInt); !equalStrings(got, sorted) {
+	if got := list("", math.MaxInt); !slices.Equal(got, sorted) {
 		t.Fatalf("Entries order:\n got %q\nwant %q", got[:min(20, len(got))], sorted[:min(20, len(sorted))])
 	}
-	if got := list("a", math.MaxInt); !equalStrings(got, sorted[sort.SearchStrings(sorted, "a")+1:]) {
+	if got := list("a", math.MaxInt); !slices.Equal(got, sorted[sort.SearchStrings(sorted, "a")+1:]) {
 		t.Errorf("after existing name: %q", got[:min(5, len(got))])
 	}
 	if got := list("a\x00", math.MaxInt); len(got) == 0 || got[0] != "a\x01" {
@@ -529,7 +518,7 @@ func TestEntries(t *testing.T) {
 	if got := list("\xff", math.MaxInt); len(got) != 0 {
 		t.Errorf("after the last name: %q", got)
 	}
-	if got := list("", 3); !equalStrings(got, sorted[:3]) {
+	if got := list("", 3); !slices.Equal(got, sorted[:3]) {
 		t.Errorf("stop after 3: %q", got)
 	}
 	// Resuming page by page, as readdir does, sees every name once.
@@ -546,7 +535,7 @@ func TestEntries(t *testing.T) {
 		paged = append(paged, page...)
 		after = page[len(page)-1]
 	}
-	if !equalStrings(paged, sorted) {
+	if !slices.Equal(paged, sorted) {
 		t.Errorf("paged listing has %d names, want %d", len(paged), len(sorted))
 	}
 
@@ -587,18 +576,6 @@ func dedupSorted(s []string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestHasEntries(t *testing.T) {
@@ -739,18 +716,18 @@ func TestOrphans(t *testing.T) {
 		}
 		return nil
 	})
-	if got := list(); !equalInos(got, []Ino{5, 256, 70000}) {
+	if got := list(); !slices.Equal(got, []Ino{5, 256, 70000}) {
 		t.Fatalf("orphans %v", got)
 	}
 	update(t, db, func(tx *Tx) error { return tx.RemoveOrphan(256) })
-	if got := list(); !equalInos(got, []Ino{5, 70000}) {
+	if got := list(); !slices.Equal(got, []Ino{5, 70000}) {
 		t.Fatalf("after remove: %v", got)
 	}
 	var first []Ino
 	view(t, db, func(tx *Tx) error {
 		return tx.Orphans(func(i Ino) bool { first = append(first, i); return false })
 	})
-	if !equalInos(first, []Ino{5}) {
+	if !slices.Equal(first, []Ino{5}) {
 		t.Fatalf("stop after first: %v", first)
 	}
 }
@@ -778,7 +755,7 @@ func TestInodesIteration(t *testing.T) {
 			return true
 		})
 	})
-	if !equalInos(got, want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("Inodes %v, want %v", got, want)
 	}
 }
