@@ -20,8 +20,8 @@ type DEK struct {
 	Ciphertext []byte
 }
 
-// KMS is what ssefs needs from a key-management system. The static master key
-// implements it now; KES and Vault transit implement it next.
+// KMS is what ssefs needs from a key-management system: the static master key, KES
+// and Vault transit implement it.
 type KMS interface {
 	// GenerateKey returns a fresh 32-byte data key sealed under the external key name,
 	// bound to kctx: Decrypt must be given the same context.
@@ -36,4 +36,24 @@ var (
 	ErrKeyDisabled = errors.New("key is disabled")
 	ErrDecrypt     = errors.New("key cannot be unsealed: wrong key or tampered ciphertext")
 	ErrUnavailable = errors.New("KMS unavailable")
+	// ErrForbidden: the KMS knows the client but its policy does not allow the call.
+	ErrForbidden = errors.New("prohibited by KMS policy")
+	// ErrIdentityRejected: the KMS does not accept the client's identity (an unknown
+	// TLS certificate for KES, a failed AppRole login for Vault).
+	ErrIdentityRejected = errors.New("KMS rejected the client identity")
+	ErrKeyExists        = errors.New("key already exists")
+	// ErrNotSupported: the configured KMS cannot do this (e.g. create a key with a
+	// static master key).
+	ErrNotSupported = errors.New("not supported by this KMS")
 )
+
+// KeyCreator is a KMS that can create external keys (`ssefs key create`).
+type KeyCreator interface {
+	CreateKey(ctx context.Context, name string) error
+}
+
+// KeyLister is a KMS that can list its external keys (`ssefs key list`). pattern is a
+// glob as KES takes it ("*" or "" for all, "my-*").
+type KeyLister interface {
+	ListKeys(ctx context.Context, pattern string) ([]string, error)
+}

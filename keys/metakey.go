@@ -30,24 +30,36 @@ type metaKeyFile struct {
 // under the KMS key keyName. Because opening the file authenticates, it also tells a
 // wrong KMS key from a damaged store at start-up.
 func NewMetaKeyFile(ctx context.Context, kms KMS, keyName string) (metaKey []byte, file []byte, err error) {
+	metaKey = make([]byte, 32)
+	mustRandom(metaKey)
+	if file, err = SealMetaKey(ctx, kms, keyName, metaKey); err != nil {
+		clear(metaKey)
+		return nil, nil, err
+	}
+	return metaKey, file, nil
+}
+
+// SealMetaKey seals an existing metadata key under a fresh data key of the KMS key
+// keyName and returns the file content (`ssefs key rotate --metadata`).
+func SealMetaKey(ctx context.Context, kms KMS, keyName string, metaKey []byte) (file []byte, err error) {
 	if keyName == "" {
-		return nil, nil, errors.New("keys: metadata key: no KMS key name")
+		return nil, errors.New("keys: metadata key: no KMS key name")
+	}
+	if len(metaKey) != 32 {
+		return nil, fmt.Errorf("keys: metadata key: %d bytes, want 32", len(metaKey))
 	}
 	dek, err := kms.GenerateKey(ctx, keyName, metaContext)
 	defer clear(dek.Plaintext)
 	if err != nil {
-		return nil, nil, fmt.Errorf("keys: metadata key: generating data key with %q: %w", keyName, err)
+		return nil, fmt.Errorf("keys: metadata key: generating data key with %q: %w", keyName, err)
 	}
 	if len(dek.Plaintext) != 32 || len(dek.Ciphertext) == 0 {
-		return nil, nil, fmt.Errorf("keys: metadata key: KMS key %q returned a %d-byte data key, want 32",
+		return nil, fmt.Errorf("keys: metadata key: KMS key %q returned a %d-byte data key, want 32",
 			keyName, len(dek.Plaintext))
 	}
-	metaKey = make([]byte, 32)
-	mustRandom(metaKey)
 	var sealed bytes.Buffer
 	if _, err := sio.Encrypt(&sealed, bytes.NewReader(metaKey), sioConfig(dek.Plaintext)); err != nil {
-		clear(metaKey)
-		return nil, nil, fmt.Errorf("keys: metadata key: sealing: %w", err)
+		return nil, fmt.Errorf("keys: metadata key: sealing: %w", err)
 	}
 	file, err = json.MarshalIndent(metaKeyFile{
 		Version:    metaKeyFileVersion,
@@ -56,10 +68,9 @@ func NewMetaKeyFile(ctx context.Context, kms KMS, keyName string) (metaKey []byt
 		SealedKey:  sealed.Bytes(),
 	}, "", "  ")
 	if err != nil {
-		clear(metaKey)
-		return nil, nil, fmt.Errorf("keys: metadata key: encoding file: %w", err)
+		return nil, fmt.Errorf("keys: metadata key: encoding file: %w", err)
 	}
-	return metaKey, append(file, '\n'), nil
+	return append(file, '\n'), nil
 }
 
 // OpenMetaKeyFile unseals the metadata key from a file written by NewMetaKeyFile and

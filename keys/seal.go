@@ -47,24 +47,26 @@ type SealedKey struct {
 	Bucket       string   // key context: {"bucket": Bucket}
 	SealedOEK    []byte   // the OEK sealed with the KEK (DARE 2.0)
 	ClientKeyMD5 [16]byte // SSE-C only: MD5 of the customer key, to verify; never the key
+	SealedAt     int64    // Unix nanoseconds of the seal: the key's age, and what rotation resumes by
 }
 
 const (
-	sealedKeyVersion1 = 0x01
+	sealedKeyVersion1 = 0x01 // no SealedAt
+	sealedKeyVersion2 = 0x02
 	// A bound on every variable field, so a corrupt length cannot ask for gigabytes
 	// and every record Marshal writes, Unmarshal reads.
 	maxSealedKeyField = 1 << 16
 	oekSealedSize     = 32 + 32 // DARE 2.0: 16-byte header + 32-byte OEK + 16-byte tag
 )
 
-// MarshalBinary encodes the record as: version 1, then SSEType, KeyName, SealedDEK,
-// IV (32), Algorithm, Bucket, SealedOEK, ClientKeyMD5 (16), where each variable field
-// is a minimal uvarint length and its bytes. The encoding is canonical: one record,
-// one byte string.
+// MarshalBinary encodes the record as: version 2, then SSEType, KeyName, SealedDEK,
+// IV (32), Algorithm, Bucket, SealedOEK, ClientKeyMD5 (16), SealedAt (8, big endian),
+// where each variable field is a minimal uvarint length and its bytes. The encoding is
+// canonical: one record, one byte string. Version 1 is the same without SealedAt.
 func (k *SealedKey) MarshalBinary() ([]byte, error) {
 	fields := [...][]byte{[]byte(k.SSEType), []byte(k.KeyName), k.SealedDEK,
 		[]byte(k.Algorithm), []byte(k.Bucket), k.SealedOEK}
-	n := 1 + len(k.IV) + len(k.ClientKeyMD5)
+	n := 1 + len(k.IV) + len(k.ClientKeyMD5) + 8
 	for _, f := range fields {
 		if len(f) > maxSealedKeyField {
 			return nil, fmt.Errorf("keys: sealed key field of %d bytes exceeds %d", len(f), maxSealedKeyField)
@@ -72,7 +74,7 @@ func (k *SealedKey) MarshalBinary() ([]byte, error) {
 		n += binary.MaxVarintLen32 + len(f)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, sealedKeyVersion1)
+	b = append(b, sealedKeyVersion2)
 	b = appendField(b, fields[0])
 	b = appendField(b, fields[1])
 	b = appendField(b, fields[2])
@@ -81,6 +83,7 @@ func (k *SealedKey) MarshalBinary() ([]byte, error) {
 	b = appendField(b, fields[4])
 	b = appendField(b, fields[5])
 	b = append(b, k.ClientKeyMD5[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(k.SealedAt))
 	return b, nil
 }
 
@@ -94,8 +97,9 @@ func appendField(b, f []byte) []byte {
 // guess, and never panics. It checks structure only; Unseal judges the contents.
 func (k *SealedKey) UnmarshalBinary(b []byte) error {
 	d := decoder{b: b}
-	if v := d.byte(); d.err == nil && v != sealedKeyVersion1 {
-		return fmt.Errorf("keys: sealed key: unsupported format version %d", v)
+	version := d.byte()
+	if d.err == nil && version != sealedKeyVersion1 && version != sealedKeyVersion2 {
+		return fmt.Errorf("keys: sealed key: unsupported format version %d", version)
 	}
 	var out SealedKey
 	out.SSEType = string(d.field())
@@ -106,6 +110,11 @@ func (k *SealedKey) UnmarshalBinary(b []byte) error {
 	out.Bucket = string(d.field())
 	out.SealedOEK = bytes.Clone(d.field())
 	d.fixed(out.ClientKeyMD5[:])
+	if version == sealedKeyVersion2 {
+		var at [8]byte
+		d.fixed(at[:])
+		out.SealedAt = int64(binary.BigEndian.Uint64(at[:]))
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
 	}
@@ -207,6 +216,11 @@ func NewSealer(kms KMS, defaultKey string, ttl time.Duration) *Sealer {
 	}
 }
 
+// Fork returns a Sealer on the same KMS with an empty cache of its own: key rotation
+// seals with it so that every rotated file gets a data key generated for the rotation,
+// not the one new files are sealed with.
+func (s *Sealer) Fork() *Sealer { return NewSealer(s.kms, s.defaultKey, s.ttl) }
+
 // DefaultKey returns the external key name used when Seal is given none.
 func (s *Sealer) DefaultKey() string { return s.defaultKey }
 
@@ -242,6 +256,7 @@ func (s *Sealer) Seal(ctx context.Context, sseType, keyName, bucket string, file
 		SealedDEK: ct,
 		Algorithm: AlgorithmDARE,
 		Bucket:    bucket,
+		SealedAt:  s.now().UnixNano(),
 	}
 	mustRandom(k.IV[:])
 	if k.SealedOEK, err = sealOEK(dek[:], &k, fileID, oek); err != nil {
@@ -281,6 +296,7 @@ func (s *Sealer) SealWithClientKey(bucket string, fileID [16]byte, clientKey [32
 		Algorithm:    AlgorithmDARE,
 		Bucket:       bucket,
 		ClientKeyMD5: md5.Sum(clientKey[:]),
+		SealedAt:     s.now().UnixNano(),
 	}
 	mustRandom(k.IV[:])
 	var err error

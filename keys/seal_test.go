@@ -737,9 +737,20 @@ func TestSealedKeyMarshal(t *testing.T) {
 			t.Fatal("trailing byte accepted")
 		}
 		bad := bytes.Clone(b)
-		bad[0] = 2
+		bad[0] = 3
 		if err := back.UnmarshalBinary(bad); err == nil {
-			t.Fatal("version 2 accepted")
+			t.Fatal("version 3 accepted")
+		}
+		// A version-1 record is the same without SealedAt, and still reads.
+		v1 := append([]byte{sealedKeyVersion1}, b[1:len(b)-8]...)
+		var old SealedKey
+		if err := old.UnmarshalBinary(v1); err != nil {
+			t.Fatalf("version 1 record: %v", err)
+		}
+		want := norm(k)
+		want.SealedAt = 0
+		if !reflect.DeepEqual(norm(old), want) {
+			t.Fatalf("version 1 record: got %+v, want %+v", old, want)
 		}
 	}
 	// The decoded record must not alias the input buffer.
@@ -761,7 +772,7 @@ func TestSealedKeyMarshal(t *testing.T) {
 	if err := back.UnmarshalBinary(empty); err != nil {
 		t.Fatal(err)
 	}
-	padded := append([]byte{sealedKeyVersion1, 0x80, 0x00}, empty[2:]...)
+	padded := append([]byte{sealedKeyVersion2, 0x80, 0x00}, empty[2:]...)
 	if err := back.UnmarshalBinary(padded); err == nil {
 		t.Fatal("non-minimal varint accepted")
 	}
