@@ -23,11 +23,14 @@ type testEnv struct {
 	dir    string
 	key    []byte
 	master *keys.Static
-	cfg    Config
-	db     *meta.DB
-	store  *objstore.Local
-	e      *Engine
-	bucket Ino
+	// kms and defaultKey replace the master key when set.
+	kms        keys.KMS
+	defaultKey string
+	cfg        Config
+	db         *meta.DB
+	store      *objstore.Local
+	e          *Engine
+	bucket     Ino
 }
 
 func newTestEnv(t testing.TB, chunkSize uint32, writeBuffer int64) *testEnv {
@@ -60,7 +63,12 @@ func (env *testEnv) open() {
 		t.Fatal(err)
 	}
 	cfg := env.cfg
-	cfg.Meta, cfg.Store, cfg.Sealer = env.db, env.store, keys.NewSealer(env.master, env.master.Name(), 0)
+	var kms keys.KMS = env.master
+	defaultKey := env.master.Name()
+	if env.kms != nil {
+		kms, defaultKey = env.kms, env.defaultKey
+	}
+	cfg.Meta, cfg.Store, cfg.Sealer = env.db, env.store, keys.NewSealer(kms, defaultKey, 0)
 	if env.e, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}

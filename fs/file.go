@@ -30,7 +30,17 @@ type openFile struct {
 	chunks  map[uint64]*meta.Chunk // stored chunk records seen so far; nil value = no such chunk
 	dirty   map[uint64][]byte      // plaintext of chunks written since the last flush
 	changed bool                   // size or times changed since the inode was last committed
+
+	// The OEK stays in memory while the file is open; keyChecked and keyErr are the last
+	// re-check of the sealed key against the KMS (see authorize).
+	keyChecked time.Time
+	keyErr     error
 }
+
+// keyCheckInterval is how often an open file re-checks that its key may still be used.
+// The check is a cache lookup until the key cache's TTL runs out, so a key disabled in
+// the KMS stops working for open files within that TTL plus this interval.
+var keyCheckInterval = time.Second
 
 // Handle is one open of a regular file.
 type Handle struct {
@@ -55,6 +65,12 @@ func (e *Engine) Open(ctx context.Context, ino Ino) (*Handle, error) {
 
 func (e *Engine) openLocked(ctx context.Context, ino Ino) (*Handle, error) {
 	if of := e.files[ino]; of != nil {
+		of.mu.Lock()
+		err := of.authorize(ctx)
+		of.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
 		of.refs++
 		return &Handle{of: of}, nil
 	}
@@ -78,19 +94,63 @@ func (e *Engine) openLocked(ctx context.Context, ino Ino) (*Handle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %d: %w", ino, err)
 	}
+	oek, err := e.unsealFileKey(ctx, in, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("open %d: %w", ino, err)
+	}
+	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now()}
+	e.files[ino] = of
+	return &Handle{of: of}, nil
+}
+
+// unsealFileKey recovers a file's OEK from its stored sealed-key record.
+func (e *Engine) unsealFileKey(ctx context.Context, in meta.Inode, sealed []byte) ([32]byte, error) {
 	var sk keys.SealedKey
 	if err := sk.UnmarshalBinary(sealed); err != nil {
-		return nil, fmt.Errorf("open %d: sealed key: %w: %v", ino, ErrCorrupt, err)
+		return [32]byte{}, fmt.Errorf("sealed key of inode %d: %w: %v", in.Ino, ErrCorrupt, err)
 	}
 	oek, err := e.sealer.Unseal(ctx, sk, in.FileID)
 	if err != nil {
-		err = classify(fmt.Errorf("open %d: unsealing its key (%s %q): %w", ino, sk.SSEType, sk.KeyName, err))
-		e.log.Error("cannot unseal file key", "ino", ino, "key", sk.KeyName, "err", err)
-		return nil, err
+		err = classify(fmt.Errorf("unsealing the key of inode %d (%s %q): %w", in.Ino, sk.SSEType, sk.KeyName, err))
+		e.log.Error("cannot unseal file key", "ino", uint64(in.Ino), "key", sk.KeyName, "err", err)
 	}
-	of := &openFile{e: e, inode: in, oek: oek, refs: 1}
-	e.files[ino] = of
-	return &Handle{of: of}, nil
+	return oek, err
+}
+
+// authorize re-checks, at most once per keyCheckInterval, that the KMS still lets the
+// file's key be unsealed. An open file keeps its OEK in memory, and without this a key
+// disabled or deleted in the KMS (secure erasure) would keep working for as long as some
+// process holds the file open. A failed check is remembered for the interval too, so a
+// reader in a loop does not hammer the KMS. Called with of.mu held.
+func (of *openFile) authorize(ctx context.Context) error {
+	now := time.Now()
+	if now.Sub(of.keyChecked) < keyCheckInterval {
+		return of.keyErr
+	}
+	var sealed []byte
+	err := of.e.view(func(tx *meta.Tx) (err error) {
+		sealed, err = tx.SealedKey(of.inode.Ino)
+		return err
+	})
+	if err == nil {
+		var sk keys.SealedKey
+		if sk.UnmarshalBinary(sealed) == nil && sk.SSEType == keys.SSEC {
+			// The client's key was checked at open; no KMS key stands behind it.
+			of.keyChecked, of.keyErr = now, nil
+			return nil
+		}
+		var oek [32]byte
+		oek, err = of.e.unsealFileKey(ctx, of.inode, sealed)
+		if err == nil && oek != of.oek {
+			err = fmt.Errorf("inode %d: its sealed key no longer unseals to the key it was opened with: %w", of.inode.Ino, ErrCorrupt)
+		}
+		clear(oek[:])
+	}
+	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return err // the caller gave up: nothing learnt about the key
+	}
+	of.keyChecked, of.keyErr = now, err
+	return err
 }
 
 // Attr returns the open file's current attributes.
@@ -171,6 +231,9 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read at %d: %w", off, ErrInvalid)
 	}
+	if err := of.authorize(ctx); err != nil {
+		return 0, err
+	}
 	size := int64(of.inode.Size)
 	if off >= size {
 		return 0, io.EOF
@@ -229,6 +292,9 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	defer of.mu.Unlock()
 	if off < 0 || off+int64(len(p)) > maxFileSize {
 		return 0, fmt.Errorf("write of %d bytes at %d: %w", len(p), off, ErrTooBig)
+	}
+	if err := of.authorize(ctx); err != nil {
+		return 0, err
 	}
 	cs := int64(of.cs())
 	var full []uint64

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ssefs/ssefs/keys"
 	"github.com/ssefs/ssefs/meta"
@@ -953,12 +954,17 @@ type EncryptionInfo struct {
 	Cipher    string
 	Bucket    string
 	ChunkSize uint32
+	// For `ssefs stat`:
+	SealedAt    time.Time // when the object key was last sealed (created or rotated); zero if unknown
+	Chunks      uint64    // stored chunk objects
+	StoredBytes uint64    // ciphertext bytes in the object store
 }
 
 // Encryption returns how a regular file is encrypted.
 func (e *Engine) Encryption(ctx context.Context, ino Ino) (EncryptionInfo, error) {
 	var in meta.Inode
 	var sealed []byte
+	var chunks, stored uint64
 	err := e.view(func(tx *meta.Tx) (err error) {
 		if in, err = tx.Inode(meta.Ino(ino)); err != nil {
 			return err
@@ -966,8 +972,15 @@ func (e *Engine) Encryption(ctx context.Context, ino Ino) (EncryptionInfo, error
 		if !isRegMode(in.Mode) {
 			return fmt.Errorf("only regular files have content keys: %w", ErrNotExist)
 		}
-		sealed, err = tx.SealedKey(in.Ino)
-		return err
+		if sealed, err = tx.SealedKey(in.Ino); err != nil {
+			return err
+		}
+		chunks, stored = 0, 0
+		return tx.Chunks(in.Ino, 0, func(c meta.Chunk) bool {
+			chunks++
+			stored += uint64(c.StoredLen)
+			return true
+		})
 	})
 	if err != nil {
 		return EncryptionInfo{}, fmt.Errorf("encryption of %d: %w", ino, err)
@@ -977,8 +990,12 @@ func (e *Engine) Encryption(ctx context.Context, ino Ino) (EncryptionInfo, error
 		return EncryptionInfo{}, fmt.Errorf("sealed key of %d: %w: %v", ino, ErrCorrupt, err)
 	}
 	keyName := sk.KeyName
-	return EncryptionInfo{SSEType: sk.SSEType, KeyName: keyName, Algorithm: sk.Algorithm,
-		Cipher: cipherName, Bucket: sk.Bucket, ChunkSize: in.ChunkSize}, nil
+	info := EncryptionInfo{SSEType: sk.SSEType, KeyName: keyName, Algorithm: sk.Algorithm,
+		Cipher: cipherName, Bucket: sk.Bucket, ChunkSize: in.ChunkSize, Chunks: chunks, StoredBytes: stored}
+	if sk.SealedAt != 0 {
+		info.SealedAt = time.Unix(0, sk.SealedAt)
+	}
+	return info, nil
 }
 
 // StatFS describes capacity, for statfs(2).

@@ -27,6 +27,7 @@ const (
 	pfxSymlink    byte = 0x15
 	pfxBucket     byte = 0x16
 	pfxOrphan     byte = 0x17
+	pfxRotation   byte = 0x18 // one record: the key rotation in progress
 )
 
 // codecV1 leads every value so a later layout can be told apart from this one.
@@ -355,6 +356,38 @@ func decodeBucketConfig(b []byte) (BucketConfig, error) {
 		return BucketConfig{}, err
 	}
 	return c, nil
+}
+
+func rotationKey() []byte { return []byte{pfxRotation} }
+
+func encodeRotation(j *RotationJob) []byte {
+	b := []byte{codecV1}
+	b = binary.AppendVarint(b, j.Started)
+	for _, s := range []string{j.Bucket, j.FromKey, j.ToKey} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	for _, n := range []uint64{uint64(j.Next), j.Total, j.Done, j.Skipped} {
+		b = binary.AppendUvarint(b, n)
+	}
+	return b
+}
+
+func decodeRotation(b []byte) (RotationJob, error) {
+	r := newReader("rotation", b)
+	var j RotationJob
+	j.Started = r.varint()
+	j.Bucket = string(r.lenBytes())
+	j.FromKey = string(r.lenBytes())
+	j.ToKey = string(r.lenBytes())
+	j.Next = Ino(r.uvarint())
+	j.Total = r.uvarint()
+	j.Done = r.uvarint()
+	j.Skipped = r.uvarint()
+	if err := r.done(); err != nil {
+		return RotationJob{}, err
+	}
+	return j, nil
 }
 
 func encodeOrphan() []byte { return []byte{codecV1} }

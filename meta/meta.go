@@ -56,3 +56,13 @@ type Chunk struct {
 type BucketConfig struct {
 	DefaultKey string // external key name for new files; "" means the process default
 }
+
+// RotationJob is a key rotation in progress, kept so that an interrupted one resumes
+// where it stopped. Files are rotated in inode order; Next is the first not yet done.
+type RotationJob struct {
+	Started              int64 // unix nanoseconds; files sealed since then are already fresh
+	Bucket               string
+	FromKey, ToKey       string
+	Next                 Ino
+	Total, Done, Skipped uint64
+}

@@ -328,6 +328,23 @@ func (tx *Tx) PutSealedKey(ino Ino, sealed []byte) error {
 	return wrap(tx.txn.Set(sealedKeyKey(ino), encodeBlob(sealed)), "put inode %d sealed key", ino)
 }
 
+// SealedKeys visits every sealed-key record of inodes from ino `from` on, in inode order.
+// The bytes are only valid during the call.
+func (tx *Tx) SealedKeys(from Ino, fn func(Ino, []byte) bool) error {
+	err := tx.scan([]byte{pfxSealedKey}, sealedKeyKey(from), false, func(k, v []byte) (bool, error) {
+		ino, err := decodeInoKey(pfxSealedKey, k)
+		if err != nil {
+			return false, err
+		}
+		b, err := decodeBlob("sealed key", v)
+		if err != nil {
+			return false, fmt.Errorf("inode %d: %w", ino, err)
+		}
+		return fn(ino, b), nil
+	})
+	return wrap(err, "sealed keys")
+}
+
 func (tx *Tx) Symlink(ino Ino) (string, error) {
 	v, err := tx.get(symlinkKey(ino))
 	if err != nil {
@@ -352,6 +369,24 @@ func (tx *Tx) BucketConfig(bucket Ino) (BucketConfig, error) {
 
 func (tx *Tx) PutBucketConfig(bucket Ino, c BucketConfig) error {
 	return wrap(tx.txn.Set(bucketKey(bucket), encodeBucketConfig(&c)), "put bucket %d config", bucket)
+}
+
+// RotationJob returns the key rotation in progress (ErrNotFound if none).
+func (tx *Tx) RotationJob() (RotationJob, error) {
+	v, err := tx.get(rotationKey())
+	if err != nil {
+		return RotationJob{}, notFound(err, "rotation job")
+	}
+	j, err := decodeRotation(v)
+	return j, wrap(err, "rotation job")
+}
+
+func (tx *Tx) PutRotationJob(j RotationJob) error {
+	return wrap(tx.txn.Set(rotationKey(), encodeRotation(&j)), "put rotation job")
+}
+
+func (tx *Tx) DeleteRotationJob() error {
+	return wrap(tx.txn.Delete(rotationKey()), "delete rotation job")
 }
 
 // ---- orphans ----

@@ -493,8 +493,13 @@ func (n *node) xattrValue(ctx context.Context, name string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []byte(fmt.Sprintf("type=%s key=%s algorithm=%s cipher=%s bucket=%s chunk-size=%d",
-			info.SSEType, info.KeyName, info.Algorithm, info.Cipher, info.Bucket, info.ChunkSize)), nil
+		sealedAt := "unknown"
+		if !info.SealedAt.IsZero() {
+			sealedAt = info.SealedAt.UTC().Format(time.RFC3339)
+		}
+		return []byte(fmt.Sprintf("type=%s key=%s algorithm=%s cipher=%s bucket=%s chunk-size=%d sealed-at=%s chunks=%d stored-bytes=%d",
+			info.SSEType, info.KeyName, info.Algorithm, info.Cipher, info.Bucket, info.ChunkSize,
+			sealedAt, info.Chunks, info.StoredBytes)), nil
 	}
 	return n.fsys.engine.GetXattr(ctx, n.ino(), name)
 }
