@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,20 +281,47 @@ type Change struct {
 	Ino    Ino
 	Parent Ino
 	Name   string
+	// Origin is the frontend whose call made the change (see WithOrigin): a frontend
+	// skips its own, since its clients already know what they did.
+	Origin string
+	// Removed: the entry Parent/Name no longer refers to Ino (deleted, or replaced by
+	// another inode, which comes as its own Change), so a cache may drop it
+	// (go-fuse NotifyDelete); otherwise Parent/Name refers to Ino now.
+	Removed bool
+	// Content: Ino's content, size or times changed in place, so cached pages and
+	// attributes are stale. (S3 writes never do this: they link new inodes.)
+	Content bool
 }
 
-// Subscribe returns a channel that receives changes made through any frontend. A slow
-// subscriber misses changes rather than blocking the engine, so it must rely on
-// timeouts as a fallback.
-func (e *Engine) Subscribe() <-chan Change {
+type originKey struct{}
+
+// WithOrigin marks the calls made with ctx as coming from the named frontend, so that
+// the changes they publish carry it as Change.Origin.
+func WithOrigin(ctx context.Context, origin string) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+// Subscribe returns a channel that receives changes made through any frontend, and a
+// function that ends the subscription (and closes the channel). A slow subscriber misses
+// changes rather than blocking the engine, so it must rely on timeouts as a fallback.
+func (e *Engine) Subscribe() (<-chan Change, func()) {
 	ch := make(chan Change, 1024)
 	e.subsMu.Lock()
 	e.subs = append(e.subs, ch)
 	e.subsMu.Unlock()
-	return ch
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			e.subsMu.Lock()
+			defer e.subsMu.Unlock()
+			e.subs = slices.DeleteFunc(e.subs, func(s chan<- Change) bool { return s == ch })
+			close(ch)
+		})
+	}
 }
 
-func (e *Engine) publish(c Change) {
+func (e *Engine) publish(ctx context.Context, c Change) {
+	c.Origin, _ = ctx.Value(originKey{}).(string)
 	e.subsMu.Lock()
 	defer e.subsMu.Unlock()
 	for _, s := range e.subs {

@@ -220,7 +220,7 @@ func (e *Engine) mknode(ctx context.Context, parent Ino, name string, o Owner, e
 		e.bucketNames[uint64(in.Ino)] = name
 		e.bucketMu.Unlock()
 	}
-	e.publish(Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
+	e.publish(ctx, Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
 	return attrOf(&in), nil
 }
 
@@ -348,7 +348,7 @@ func (e *Engine) Create(ctx context.Context, parent Ino, name string, o Owner, e
 	}
 	of := &openFile{e: e, inode: in, oek: oek, refs: 1}
 	e.files[uint64(in.Ino)] = of
-	e.publish(Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
+	e.publish(ctx, Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
 	return attrOf(&in), &Handle{of: of}, nil
 }
 
@@ -421,7 +421,7 @@ func (e *Engine) Link(ctx context.Context, ino, parent Ino, name string) (Attr, 
 		return Attr{}, fmt.Errorf("link %d as %q in %d: %w", ino, name, parent, err)
 	}
 	e.syncOpenInode(&in)
-	e.publish(Change{Ino: ino, Parent: parent, Name: name})
+	e.publish(ctx, Change{Ino: ino, Parent: parent, Name: name})
 	return attrOf(&in), nil
 }
 
@@ -536,7 +536,7 @@ func (e *Engine) remove(ctx context.Context, parent Ino, name string, wantDir bo
 		delete(e.bucketNames, uint64(in.Ino))
 		e.bucketMu.Unlock()
 	}
-	e.publish(Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
+	e.publish(ctx, Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
 	return nil
 }
 
@@ -659,8 +659,8 @@ func (e *Engine) Rename(ctx context.Context, oldParent Ino, oldName string, newP
 	if hadDst && flags&RenameExchange == 0 && dst.Ino != src.Ino {
 		e.afterDrop(&dst, deleted)
 	}
-	e.publish(Change{Ino: uint64(src.Ino), Parent: oldParent, Name: oldName})
-	e.publish(Change{Ino: uint64(src.Ino), Parent: newParent, Name: newName})
+	e.publish(ctx, Change{Ino: uint64(src.Ino), Parent: oldParent, Name: oldName})
+	e.publish(ctx, Change{Ino: uint64(src.Ino), Parent: newParent, Name: newName})
 	return nil
 }
 
@@ -797,7 +797,7 @@ func (e *Engine) SetAttr(ctx context.Context, ino Ino, in SetAttrIn) (Attr, erro
 	if err != nil {
 		return Attr{}, fmt.Errorf("setattr %d: %w", ino, err)
 	}
-	e.publish(Change{Ino: ino})
+	e.publish(ctx, Change{Ino: ino})
 	return attrOf(&out), nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,7 +47,8 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 	}
 	timeout := opts.Timeout
 	negative := time.Duration(0)
-	root := &node{fsys: &filesystem{engine: engine, log: opts.Logger}}
+	fsys := &filesystem{engine: engine, log: opts.Logger, nodes: make(map[uint64]*node)}
+	root := &node{fsys: fsys}
 	mo := gofuse.MountOptions{
 		FsName:     "ssefs",
 		Name:       "ssefs",
@@ -73,13 +75,52 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 	if err != nil {
 		return nil, fmt.Errorf("mounting at %s: %w", mountpoint, err)
 	}
+	changes, unsubscribe := engine.Subscribe()
+	go fsys.invalidate(changes)
+	go func() { server.Wait(); unsubscribe() }()
 	return server, nil
+}
+
+// origin tags the engine calls this frontend makes, so it can skip its own changes: the
+// kernel made them and already knows.
+const origin = "fuse"
+
+// invalidate drops the kernel's cached entries, attributes and pages for what changed
+// through another frontend (S3), so the mount shows it at once rather than after the
+// entry/attr timeouts. It runs on its own goroutine: a notify sent from inside a FUSE
+// handler can deadlock with the kernel.
+func (fsys *filesystem) invalidate(changes <-chan fs.Change) {
+	for c := range changes {
+		if c.Origin == origin {
+			continue
+		}
+		if c.Name != "" {
+			if parent := fsys.node(c.Parent); parent != nil {
+				parent.NotifyEntry(c.Name)
+			}
+		}
+		if n := fsys.node(c.Ino); n != nil {
+			// Offset 0, length 0: attributes and every cached page of the file.
+			n.NotifyContent(0, 0)
+		}
+	}
+}
+
+func (fsys *filesystem) node(ino uint64) *node {
+	fsys.nodesMu.Lock()
+	defer fsys.nodesMu.Unlock()
+	return fsys.nodes[ino]
 }
 
 // filesystem is what all nodes of one mount share.
 type filesystem struct {
 	engine *fs.Engine
 	log    *slog.Logger
+
+	// nodes are the inodes the kernel references now: the ones whose caches may need
+	// dropping when another frontend changes them.
+	nodesMu sync.Mutex
+	nodes   map[uint64]*node
 }
 
 // node is one inode of the mount; the engine inode number is its StableAttr().Ino.
@@ -91,11 +132,21 @@ type node struct {
 
 // OnAdd tells the engine the kernel now references this inode: an inode unlinked while
 // the kernel still holds it (an open racing with a rename over it) must stay readable.
-func (n *node) OnAdd(ctx context.Context) { n.fsys.engine.Reference(n.ino()) }
+func (n *node) OnAdd(ctx context.Context) {
+	n.fsys.engine.Reference(n.ino())
+	n.fsys.nodesMu.Lock()
+	n.fsys.nodes[n.ino()] = n
+	n.fsys.nodesMu.Unlock()
+}
 
 // OnForget releases that reference, once per node.
 func (n *node) OnForget() {
 	if n.forgotten.CompareAndSwap(false, true) {
+		n.fsys.nodesMu.Lock()
+		if n.fsys.nodes[n.ino()] == n {
+			delete(n.fsys.nodes, n.ino())
+		}
+		n.fsys.nodesMu.Unlock()
 		n.fsys.engine.Forget(n.ino())
 	}
 }
@@ -103,7 +154,10 @@ func (n *node) OnForget() {
 // detach keeps a request's work from being cancelled when the kernel interrupts it: the
 // caller merely got a signal (Go programs get SIGURG all the time), and a local
 // filesystem neither fails nor half-does a write or a close for that.
-func detach(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+// It also tags the call as this frontend's (see invalidate).
+func detach(ctx context.Context) context.Context {
+	return fs.WithOrigin(context.WithoutCancel(ctx), origin)
+}
 
 var (
 	_ gofs.NodeOnAdder       = (*node)(nil)
