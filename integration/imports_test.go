@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -18,6 +19,13 @@ import (
 // keys, meta and objstore import no other ssefs package (they know nothing of each other);
 // fs imports no frontend; a frontend talks to neither Badger nor a KMS directly; nothing
 // imports integration or scripts, integration may import anything, scripts nothing of ssefs.
+//
+// internal/... holds test helpers (internal/kestest starts a KES server): any layer's
+// _test.go files may import them, no non-test code may, and they import no other layer.
+//
+// No non-test code may depend, directly or through another module, on MinIO's KES
+// libraries (kes, kes-go, kms-go): they are AGPL-3.0 and must never be linked into ssefs.
+// Tests may start a KES server (built from the separate module scripts/kes) as a process.
 
 const modulePath = "github.com/ssefs/ssefs"
 
@@ -27,7 +35,7 @@ func layerOf(importPath string) string {
 	if importPath == modulePath {
 		return ""
 	}
-	for _, l := range []string{"fs/fuse", "fs/s3", "cmd", "fs", "keys", "meta", "objstore", "integration", "scripts"} {
+	for _, l := range []string{"fs/fuse", "fs/s3", "cmd", "fs", "keys", "meta", "objstore", "integration", "scripts", "internal"} {
 		if rel == l || strings.HasPrefix(rel, l+"/") {
 			return l
 		}
@@ -46,6 +54,20 @@ var mayImport = map[string][]string{
 	"objstore":    {},
 	"scripts":     {},
 	"integration": {"cmd", "fs/fuse", "fs/s3", "fs", "keys", "meta", "objstore", "scripts"},
+	"internal":    {},
+}
+
+// testOnlyLayers may be imported only by _test.go files (and by each other).
+var testOnlyLayers = map[string]bool{"internal": true}
+
+// agplModules must not be in the dependencies of any non-test code: linked into the ssefs
+// binary, they would put it under the AGPL.
+var agplModules = []string{"github.com/minio/kes", "github.com/minio/kes-go", "github.com/minio/kms-go"}
+
+// isModule reports whether the import path imp is in module mod (not merely sharing a
+// prefix: github.com/minio/kes-go is not in github.com/minio/kes).
+func isModule(imp, mod string) bool {
+	return imp == mod || strings.HasPrefix(imp, mod+"/")
 }
 
 // testMayImport relaxes one thing for _test.go files: a frontend's tests may build an engine
@@ -66,6 +88,7 @@ var externalBans = map[string][]string{
 type goPackage struct {
 	ImportPath   string
 	Imports      []string
+	Deps         []string // every package the non-test code needs, transitively
 	TestImports  []string
 	XTestImports []string
 	Error        *struct{ Err string }
@@ -87,6 +110,13 @@ func importViolations(pkgs []goPackage) []string {
 					if to == from {
 						continue
 					}
+					if testOnlyLayers[to] {
+						if kind == "non-test code" {
+							out = append(out, fmt.Sprintf("%s (%s) imports %s (layer %q): test helpers may be imported only by _test.go files",
+								p.ImportPath, kind, imp, to))
+						}
+						continue
+					}
 					ok := false
 					for _, a := range allowed {
 						if a == to {
@@ -106,6 +136,14 @@ func importViolations(pkgs []goPackage) []string {
 			}
 		}
 		check(p.Imports, mayImport[from], "non-test code")
+		for _, dep := range append(slices.Clone(p.Imports), p.Deps...) {
+			for _, mod := range agplModules {
+				if isModule(dep, mod) {
+					out = append(out, fmt.Sprintf("%s (non-test code) depends on %s: module %s is AGPL-3.0 and must not be linked into ssefs",
+						p.ImportPath, dep, mod))
+				}
+			}
+		}
 		testAllowed := mayImport[from]
 		if relaxed, ok := testMayImport[from]; ok {
 			testAllowed = relaxed
@@ -165,7 +203,12 @@ func TestImportRuleChecker(t *testing.T) {
 		{ImportPath: m("cmd/ssefs"), Imports: []string{m("fs/fuse"), m("fs/s3"), m("fs"), m("keys"), "github.com/spf13/pflag"}},
 		{ImportPath: m("fs/fuse"), Imports: []string{m("fs"), "github.com/hanwen/go-fuse/v2/fs"}, TestImports: []string{m("keys"), m("meta"), m("objstore")}},
 		{ImportPath: m("fs"), Imports: []string{m("keys"), m("meta"), m("objstore"), "github.com/minio/sio"}},
-		{ImportPath: m("keys/kes"), Imports: []string{m("keys"), "github.com/minio/kes-go"}},
+		{ImportPath: m("keys/kes"), Imports: []string{m("keys"), "crypto/tls"}, TestImports: []string{m("internal/kestest")}},
+		{ImportPath: m("keys"), Imports: []string{"net/http"}, Deps: []string{"github.com/minio/sio", "github.com/minio/kesfoo"},
+			TestImports: []string{m("internal/kestest")}},
+		{ImportPath: m("fs/fuse"), XTestImports: []string{m("internal/kestest"), m("fs")}},
+		{ImportPath: m("internal/kestest"), Imports: []string{"crypto/x509", m("internal/other")}, TestImports: []string{m("internal/kestest")}},
+		{ImportPath: m("integration"), TestImports: []string{m("internal/kestest"), "github.com/minio/kes-go"}},
 		{ImportPath: m("meta"), Imports: []string{"github.com/dgraph-io/badger/v4"}, XTestImports: []string{m("meta")}},
 		{ImportPath: m("integration"), TestImports: []string{m("fs"), m("meta")}},
 	}
@@ -184,7 +227,16 @@ func TestImportRuleChecker(t *testing.T) {
 		{ImportPath: m("fs/s3"), Imports: []string{m("keys")}},
 		{ImportPath: m("cmd/ssefs"), Imports: []string{m("integration")}},
 		{ImportPath: m("scripts/kes"), Imports: []string{m("keys")}},
-		{ImportPath: m("internal/x")},
+		{ImportPath: m("tools/x")},
+		{ImportPath: m("keys"), Imports: []string{m("internal/kestest")}},
+		{ImportPath: m("cmd/ssefs"), Imports: []string{m("internal/kestest")}},
+		{ImportPath: m("integration"), Imports: []string{m("internal/kestest")}},
+		{ImportPath: m("internal/kestest"), Imports: []string{m("keys")}},
+		{ImportPath: m("internal/kestest"), TestImports: []string{m("keys")}},
+		{ImportPath: m("keys"), Imports: []string{"github.com/minio/kes-go"}},
+		{ImportPath: m("keys"), Imports: []string{"github.com/minio/kms-go/kes"}},
+		{ImportPath: m("cmd/ssefs"), Deps: []string{"github.com/minio/kes/internal/api"}},
+		{ImportPath: m("internal/kestest"), Deps: []string{"github.com/minio/kes"}},
 	}
 	for _, p := range bad {
 		if v := importViolations([]goPackage{p}); len(v) == 0 {

@@ -94,6 +94,27 @@ begin "go vet" "go vet ./..."
 go vet ./...
 passed_step
 
+# --- KES server for the tests ---------------------------------------------------------------
+# keys/ and integration/ test against a real MinIO KES server, pinned in the separate module
+# scripts/kes (KES is AGPL-3.0: it is built as its own binary and never linked into ssefs).
+# Built once here, so that its build time shows as a step; internal/kestest takes it from
+# SSEFS_KES_BIN (without it, each test binary would build it into the same cache itself).
+begin "build KES" "build the pinned KES server (scripts/kes)"
+kes_version=$(cd scripts/kes && GOWORK=off go list -m -f '{{.Version}}' github.com/minio/kes)
+kes_cache=$(go env GOCACHE)
+if [ -n "$kes_cache" ] && [ "${kes_cache#/}" != "$kes_cache" ]; then
+	kes_cache="$(dirname "$kes_cache")/ssefs-kes-$kes_version"
+else
+	kes_cache="${XDG_CACHE_HOME:-$HOME/.cache}/ssefs/kes-$kes_version"
+fi
+echo "KES $kes_version -> $kes_cache/kes"
+mkdir -p "$kes_cache"
+(cd scripts/kes && GOWORK=off CGO_ENABLED=0 GOFLAGS='-mod=readonly -buildvcs=false' \
+	go build -o "$kes_cache/kes.tmp.$$" github.com/minio/kes/cmd/kes)
+mv -f "$kes_cache/kes.tmp.$$" "$kes_cache/kes"
+export SSEFS_KES_BIN="$kes_cache/kes"
+passed_step "$kes_version"
+
 # --- unit tests -----------------------------------------------------------------------------
 # Every package of ./... except integration, which mounts a real FUSE filesystem for each test:
 # it runs once, below, with -race and -v (go vet above has already type-checked it).
