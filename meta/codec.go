@@ -395,3 +395,218 @@ func encodeOrphan() []byte { return []byte{codecV1} }
 func decodeOrphan(b []byte) error {
 	return newReader("orphan", b).done()
 }
+
+// ---- S3 object records and multipart uploads ----
+//
+// Keys (prefixes after pfxRotation, never renumbered):
+//
+//	pfxObject    | ino(8)                         -> Object
+//	pfxUpload    | uploadID(16)                   -> Upload (without the ID)
+//	pfxUploadKey | bucket(8) | key | 0x00 | id(16) -> codecV1 (index: a bucket's uploads in key, then ID, order)
+//	pfxPart      | uploadID(16) | number(4)       -> Part (without the number)
+//
+// Object keys never contain NUL, so the 0x00 separator keeps the index in key order:
+// "a" ‖ 0 ‖ id sorts before "a0" ‖ 0 ‖ id as "a" sorts before "a0".
+const (
+	pfxObject    byte = 0x19
+	pfxUpload    byte = 0x1a
+	pfxUploadKey byte = 0x1b
+	pfxPart      byte = 0x1c
+)
+
+func objectKey(ino Ino) []byte { return inoKey(pfxObject, ino) }
+
+func uploadKey(id UploadID) []byte { return append([]byte{pfxUpload}, id[:]...) }
+
+func decodeUploadKey(k []byte) (UploadID, error) {
+	var id UploadID
+	if len(k) != 1+len(id) || k[0] != pfxUpload {
+		return id, fmt.Errorf("%w: bad upload key %x", ErrCorrupt, k)
+	}
+	copy(id[:], k[1:])
+	return id, nil
+}
+
+func uploadIndexPrefix(bucket Ino) []byte { return inoKey(pfxUploadKey, bucket) }
+
+func uploadIndexKey(bucket Ino, key string, id UploadID) []byte {
+	k := append(uploadIndexPrefix(bucket), key...)
+	k = append(k, 0)
+	return append(k, id[:]...)
+}
+
+func decodeUploadIndexKey(k []byte) (Ino, string, UploadID, error) {
+	var id UploadID
+	n := len(k) - len(id) - 1
+	if n < 9 || k[0] != pfxUploadKey || k[n] != 0 {
+		return 0, "", id, fmt.Errorf("%w: bad upload index key %x", ErrCorrupt, k)
+	}
+	key := k[9:n]
+	for _, c := range key {
+		if c == 0 {
+			return 0, "", id, fmt.Errorf("%w: upload index key %x: NUL in object key", ErrCorrupt, k)
+		}
+	}
+	copy(id[:], k[n+1:])
+	return Ino(be.Uint64(k[1:9])), string(key), id, nil
+}
+
+func partPrefix(id UploadID) []byte { return append([]byte{pfxPart}, id[:]...) }
+
+func partKey(id UploadID, number uint32) []byte { return be.AppendUint32(partPrefix(id), number) }
+
+func decodePartKey(k []byte) (UploadID, uint32, error) {
+	var id UploadID
+	if len(k) != 1+len(id)+4 || k[0] != pfxPart {
+		return id, 0, fmt.Errorf("%w: bad part key %x", ErrCorrupt, k)
+	}
+	copy(id[:], k[1:])
+	return id, be.Uint32(k[1+len(id):]), nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendSystemMeta(b []byte, m *SystemMeta) []byte {
+	for _, s := range [...]string{m.ContentType, m.ContentEncoding, m.ContentDisposition,
+		m.ContentLanguage, m.CacheControl, m.Expires} {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+func (r *reader) systemMeta() SystemMeta {
+	var m SystemMeta
+	for _, p := range [...]*string{&m.ContentType, &m.ContentEncoding, &m.ContentDisposition,
+		&m.ContentLanguage, &m.CacheControl, &m.Expires} {
+		*p = string(r.lenBytes())
+	}
+	return m
+}
+
+// encodeObject: flags, size, ETag, then the six system metadata strings.
+func encodeObject(o *Object) []byte {
+	b := []byte{codecV1}
+	b = binary.AppendUvarint(b, uint64(o.Flags))
+	b = binary.AppendUvarint(b, o.Size)
+	b = appendString(b, o.ETag)
+	return appendSystemMeta(b, &o.System)
+}
+
+func decodeObject(b []byte) (Object, error) {
+	r := newReader("object", b)
+	var o Object
+	o.Flags = r.u32()
+	o.Size = r.uvarint()
+	o.ETag = string(r.lenBytes())
+	o.System = r.systemMeta()
+	if err := r.done(); err != nil {
+		return Object{}, err
+	}
+	return o, nil
+}
+
+// encodeUpload leaves out the ID (the key carries it). User metadata is encoded in
+// strictly increasing name order, and decoding insists on it, so the encoding stays
+// canonical.
+func encodeUpload(u *Upload) []byte {
+	b := []byte{codecV1}
+	b = binary.AppendUvarint(b, uint64(u.Bucket))
+	b = appendString(b, u.Key)
+	b = appendVarint(b, u.Initiated)
+	b = appendString(b, u.SSEType)
+	b = appendString(b, u.KeyName)
+	b = append(b, u.ClientKeyMD5[:]...)
+	b = binary.AppendUvarint(b, uint64(u.Mode))
+	b = binary.AppendUvarint(b, uint64(u.Uid))
+	b = binary.AppendUvarint(b, uint64(u.Gid))
+	b = appendSystemMeta(b, &u.System)
+	names := make([]string, 0, len(u.UserMeta))
+	for k := range u.UserMeta {
+		names = append(names, k)
+	}
+	sortStrings(names)
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, k := range names {
+		b = appendString(b, k)
+		b = appendString(b, u.UserMeta[k])
+	}
+	return b
+}
+
+func decodeUpload(id UploadID, b []byte) (Upload, error) {
+	r := newReader("upload", b)
+	u := Upload{ID: id}
+	u.Bucket = Ino(r.uvarint())
+	u.Key = string(r.lenBytes())
+	u.Initiated = r.varint()
+	u.SSEType = string(r.lenBytes())
+	u.KeyName = string(r.lenBytes())
+	r.fixed(u.ClientKeyMD5[:])
+	u.Mode = r.u32()
+	u.Uid = r.u32()
+	u.Gid = r.u32()
+	u.System = r.systemMeta()
+	n := r.uvarint()
+	if n > uint64(len(r.b)) { // every pair takes at least two bytes
+		r.fail("user metadata count out of range")
+	}
+	prev := ""
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		k := string(r.lenBytes())
+		v := string(r.lenBytes())
+		if r.err != nil {
+			break
+		}
+		if i > 0 && k <= prev {
+			r.fail("user metadata names not strictly increasing")
+			break
+		}
+		if u.UserMeta == nil {
+			u.UserMeta = make(map[string]string, n)
+		}
+		u.UserMeta[k] = v
+		prev = k
+	}
+	if err := r.done(); err != nil {
+		return Upload{}, err
+	}
+	return u, nil
+}
+
+// encodePart leaves out the upload ID and number (the key carries them).
+func encodePart(p *Part) []byte {
+	b := []byte{codecV1}
+	b = binary.AppendUvarint(b, uint64(p.Ino))
+	b = binary.AppendUvarint(b, p.Size)
+	b = append(b, p.MD5[:]...)
+	b = appendVarint(b, p.Uploaded)
+	return b
+}
+
+func decodePart(number uint32, b []byte) (Part, error) {
+	r := newReader("part", b)
+	p := Part{Number: number}
+	p.Ino = Ino(r.uvarint())
+	p.Size = r.uvarint()
+	r.fixed(p.MD5[:])
+	p.Uploaded = r.varint()
+	if err := r.done(); err != nil {
+		return Part{}, err
+	}
+	return p, nil
+}
+
+func encodeUploadIndex() []byte { return []byte{codecV1} }
+
+func decodeUploadIndex(b []byte) error { return newReader("upload index", b).done() }
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}

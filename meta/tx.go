@@ -140,7 +140,7 @@ func (tx *Tx) DeleteInode(ino Ino) ([]Chunk, error) {
 	if err != nil {
 		return nil, wrap(err, "delete inode %d: xattrs", ino)
 	}
-	keys = append(keys, sealedKeyKey(ino), symlinkKey(ino), bucketKey(ino), orphanKey(ino), inodeKey(ino))
+	keys = append(keys, sealedKeyKey(ino), symlinkKey(ino), bucketKey(ino), orphanKey(ino), objectKey(ino), inodeKey(ino))
 	for _, k := range keys {
 		if err := tx.txn.Delete(k); err != nil {
 			return nil, wrap(err, "delete inode %d", ino)
