@@ -48,7 +48,9 @@ func classify(err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return &wrapped{ErrNoSpace, err}
-	case errors.Is(err, keys.ErrKeyDisabled), errors.Is(err, keys.ErrKeyNotFound):
+	case errors.Is(err, keys.ErrKeyDisabled), errors.Is(err, keys.ErrKeyNotFound),
+		errors.Is(err, keys.ErrForbidden), errors.Is(err, keys.ErrIdentityRejected),
+		errors.Is(err, keys.ErrClientKeyRequired), errors.Is(err, keys.ErrClientKeyMismatch):
 		return &wrapped{ErrAccess, err}
 	case errors.Is(err, keys.ErrDecrypt):
 		return &wrapped{ErrCorrupt, err}

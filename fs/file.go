@@ -35,6 +35,13 @@ type openFile struct {
 	// re-check of the sealed key against the KMS (see authorize).
 	keyChecked time.Time
 	keyErr     error
+
+	// contentChanged: content was written or truncated since the last commit, which
+	// must drop the S3 ETag (object.go) in the same transaction.
+	contentChanged bool
+	// sseC is set for an SSE-C file: the MD5 of its client key, which every open must
+	// present (openObjectLocked); plain opens (FUSE) are refused.
+	sseC *[16]byte
 }
 
 // keyCheckInterval is how often an open file re-checks that its key may still be used.
@@ -65,6 +72,9 @@ func (e *Engine) Open(ctx context.Context, ino Ino) (*Handle, error) {
 
 func (e *Engine) openLocked(ctx context.Context, ino Ino) (*Handle, error) {
 	if of := e.files[ino]; of != nil {
+		if of.sseC != nil {
+			return nil, classify(fmt.Errorf("open %d: %w", ino, keys.ErrClientKeyRequired))
+		}
 		of.mu.Lock()
 		err := of.authorize(ctx)
 		of.mu.Unlock()
@@ -318,6 +328,7 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	if len(p) > 0 {
 		touch(&of.inode, now())
 		of.changed = true
+		of.contentChanged = true
 	}
 	// A chunk written to its end is done with (sequential writes): store it now to bound
 	// memory. Under global pressure, store everything this file holds.
@@ -434,7 +445,7 @@ func (of *openFile) flushChunks(ctx context.Context, idxs []uint64) error {
 		e.discardObjects(idsOf(records))
 		return fmt.Errorf("committing chunks of inode %d: %w", of.inode.Ino, err)
 	}
-	of.changed = false
+	of.changed, of.contentChanged = false, false
 	e.discardChunks(replaced)
 	if of.chunks == nil {
 		of.chunks = make(map[uint64]*meta.Chunk)
@@ -466,6 +477,11 @@ func (of *openFile) putInode(tx *meta.Tx) error {
 	stored.Ctime = max(stored.Ctime, of.inode.Ctime)
 	stored.Mode, stored.Uid, stored.Gid = of.inode.Mode, of.inode.Uid, of.inode.Gid
 	of.inode.Nlink, of.inode.Parent, of.inode.Ctime = stored.Nlink, stored.Parent, stored.Ctime
+	if of.contentChanged {
+		if err := tx.DropETag(of.inode.Ino); err != nil {
+			return err
+		}
+	}
 	return tx.PutInode(&stored)
 }
 
@@ -473,7 +489,7 @@ func (of *openFile) commitInodeLocked() error {
 	if err := of.e.update(of.putInode); err != nil {
 		return fmt.Errorf("committing inode %d: %w", of.inode.Ino, err)
 	}
-	of.changed = false
+	of.changed, of.contentChanged = false, false
 	return nil
 }
 
@@ -523,6 +539,7 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 	var shortened *meta.Chunk
 	of.inode.Size = size
 	touch(&of.inode, now())
+	of.contentChanged = true
 	err := of.e.update(func(tx *meta.Tx) error {
 		dropped, shortened = dropped[:0], nil
 		err := tx.Chunks(of.inode.Ino, keep, func(c meta.Chunk) bool {
@@ -554,7 +571,7 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 	if err != nil {
 		return fmt.Errorf("truncate inode %d to %d: %w", of.inode.Ino, size, err)
 	}
-	of.changed = false
+	of.changed, of.contentChanged = false, false
 	for _, c := range dropped {
 		delete(of.chunks, c.Index)
 	}
