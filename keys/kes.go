@@ -345,6 +345,7 @@ func (k *KES) do(ctx context.Context, op, name, method, apiPath string, body []b
 	n := len(k.endpoints)
 	first := int(k.next.Load()) % n
 	var failures []string
+	untrusted := 0
 	for i := range n {
 		idx := (first + i) % n
 		ep := k.endpoints[idx]
@@ -356,6 +357,9 @@ func (k *KES) do(ctx context.Context, op, name, method, apiPath string, body []b
 			if kesCertRejected(err) {
 				return kesAnswer{}, fmt.Errorf("%s at %s: %w: the server refused the client certificate (identity %s) in the TLS handshake: %v",
 					what, ep, ErrIdentityRejected, k.identity, withoutURL(err))
+			}
+			if _, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+				untrusted++
 			}
 			failures = append(failures, fmt.Sprintf("%s: %s", ep, describeKESTransportError(err, k.timeout)))
 			continue
@@ -369,6 +373,9 @@ func (k *KES) do(ctx context.Context, op, name, method, apiPath string, body []b
 			return kesAnswer{endpoint: ep, body: answer}, nil
 		}
 		return kesAnswer{}, k.answerError(what, ep, status, kesMessage(answer))
+	}
+	if untrusted == n {
+		return kesAnswer{}, fmt.Errorf("%s: %w: %w: %s", what, ErrUnavailable, ErrServerUntrusted, strings.Join(failures, "; "))
 	}
 	return kesAnswer{}, fmt.Errorf("%s: %w: no endpoint answered: %s", what, ErrUnavailable, strings.Join(failures, "; "))
 }

@@ -358,7 +358,7 @@ func TestKESIdentityRejected(t *testing.T) {
 		}
 		defer k.Close()
 		if _, err := k.GenerateKey(ctx, "app-key", nil); !errors.Is(err, ErrUnavailable) ||
-			!strings.Contains(err.Error(), "not trusted") {
+			!errors.Is(err, ErrServerUntrusted) || !strings.Contains(err.Error(), "not trusted") {
 			t.Fatalf("GenerateKey from a server whose CA is not trusted: %v, want ErrUnavailable saying so", err)
 		}
 	})

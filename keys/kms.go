@@ -36,6 +36,10 @@ var (
 	ErrKeyDisabled = errors.New("key is disabled")
 	ErrDecrypt     = errors.New("key cannot be unsealed: wrong key or tampered ciphertext")
 	ErrUnavailable = errors.New("KMS unavailable")
+	// ErrServerUntrusted comes with ErrUnavailable when the KMS could not be reached
+	// because its TLS certificate is not signed by a trusted CA: a configuration error,
+	// not an outage, so the operator needs to be told which setting to fix.
+	ErrServerUntrusted = errors.New("KMS server certificate not trusted")
 	// ErrForbidden: the KMS knows the client but its policy does not allow the call.
 	ErrForbidden = errors.New("prohibited by KMS policy")
 	// ErrIdentityRejected: the KMS does not accept the client's identity (an unknown

@@ -758,7 +758,7 @@ func (v *Vault) transportError(ctx context.Context, c vaultCall, err error) erro
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	if errors.As(err, &cverr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) {
-		return v.errorf(c, "TLS: the server's certificate is not trusted (check the CA path and the endpoint's host name): %v: %w", err, ErrUnavailable)
+		return v.errorf(c, "TLS: the server's certificate is not trusted (check the CA path and the endpoint's host name): %v: %w: %w", err, ErrUnavailable, ErrServerUntrusted)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return v.errorf(c, "no answer within %v: %w", v.timeout, ErrUnavailable)
