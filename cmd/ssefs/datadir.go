@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -102,13 +105,29 @@ func unescapeMountinfo(s string) string {
 	return b.String()
 }
 
+// storeConfig is what opening a data directory takes, whichever command opens it.
+type storeConfig struct {
+	dataDir       string
+	kms           *kmsConfig
+	keyCacheTTL   time.Duration
+	writeBufferMB int
+	// create makes a new data directory if there is none (mount does); the other commands
+	// work only on an existing one.
+	create bool
+}
+
 // dataStore is an open data directory with everything built on it.
 type dataStore struct {
-	lock   *os.File
-	db     *meta.DB
-	store  objstore.Store
-	engine *fs.Engine
-	closed bool
+	dir     string
+	lock    *os.File
+	kms     *openedKMS
+	metaKey []byte // the Badger key, kept to re-seal it (key rotate --metadata)
+	db      *meta.DB
+	store   objstore.Store
+	engine  *fs.Engine
+	closed  bool
+
+	metaMu sync.Mutex // one meta.key rotation at a time
 }
 
 func (d *dataStore) close() error {
@@ -126,23 +145,34 @@ func (d *dataStore) close() error {
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
+	if d.kms != nil {
+		errs = append(errs, d.kms.Close())
+	}
+	clear(d.metaKey)
 	if d.lock != nil {
 		errs = append(errs, d.lock.Close())
 	}
 	return errors.Join(errs...)
 }
 
-// openDataDir locks the data directory, unseals its metadata key with the master key
+// openDataDir locks the data directory, unseals its metadata key with the configured KMS
 // and opens the metadata, the object store and the engine.
-func openDataDir(ctx context.Context, cfg mountConfig, stderr io.Writer, log *slog.Logger) (_ *dataStore, err error) {
+func openDataDir(ctx context.Context, cfg storeConfig, stderr io.Writer, log *slog.Logger) (_ *dataStore, err error) {
 	dir, err := filepath.Abs(cfg.dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir %s: %w", cfg.dataDir, err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("--data-dir %s: %w", dir, err)
+	if cfg.create {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("--data-dir %s: %w", dir, err)
+		}
+	} else if _, err := os.Stat(filepath.Join(dir, metaKeyFile)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("data directory %s holds no ssefs store (no %s): give its --data-dir", dir, metaKeyFile)
+		}
+		return nil, fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	d := &dataStore{}
+	d := &dataStore{dir: dir}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -151,21 +181,22 @@ func openDataDir(ctx context.Context, cfg mountConfig, stderr io.Writer, log *sl
 	if d.lock, err = lockDataDir(dir); err != nil {
 		return nil, err
 	}
-	master, err := loadMasterKey(cfg, dir, stderr)
+	if d.kms, err = cfg.kms.open(ctx, dir, stderr, log); err != nil {
+		return nil, err
+	}
+	metaKey, err := loadMetaKey(ctx, d.kms, dir, cfg.create)
 	if err != nil {
 		return nil, err
 	}
-	metaKey, err := loadMetaKey(ctx, master, dir)
-	if err != nil {
-		return nil, err
-	}
-	if d.db, err = meta.Open(filepath.Join(dir, metaDir), metaKey, meta.Options{Logger: log}); err != nil {
+	d.metaKey = metaKey
+	// Badger may keep the slice it is given; ours stays ours.
+	if d.db, err = meta.Open(filepath.Join(dir, metaDir), bytes.Clone(metaKey), meta.Options{Logger: log}); err != nil {
 		return nil, fmt.Errorf("metadata in %s: %w", filepath.Join(dir, metaDir), err)
 	}
 	if d.store, err = objstore.NewLocal(filepath.Join(dir, objectsDir)); err != nil {
 		return nil, fmt.Errorf("object store in %s: %w", filepath.Join(dir, objectsDir), err)
 	}
-	sealer := keys.NewSealer(master, master.Name(), cfg.keyCacheTTL)
+	sealer := keys.NewSealer(d.kms.kms, d.kms.defaultKey, cfg.keyCacheTTL)
 	d.engine, err = fs.New(fs.Config{
 		Meta: d.db, Store: d.store, Sealer: sealer, Logger: log,
 		WriteBuffer: int64(cfg.writeBufferMB) << 20,
@@ -174,6 +205,13 @@ func openDataDir(ctx context.Context, cfg mountConfig, stderr io.Writer, log *sl
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)
 	}
 	return d, nil
+}
+
+// dataDirInUseError: another process holds the data directory's lock.
+type dataDirInUseError struct{ dir, pid string }
+
+func (e *dataDirInUseError) Error() string {
+	return fmt.Sprintf("data directory %s is in use by another ssefs (pid %s)", e.dir, e.pid)
 }
 
 // lockDataDir holds an exclusive lock on the data directory for the life of the process,
@@ -188,7 +226,7 @@ func lockDataDir(dir string) (*os.File, error) {
 		pid, _ := io.ReadAll(io.LimitReader(f, 32))
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data directory %s is in use by another ssefs (pid %s)", dir, strings.TrimSpace(string(pid)))
+			return nil, &dataDirInUseError{dir, strings.TrimSpace(string(pid))}
 		}
 		return nil, fmt.Errorf("locking data directory %s: %w", dir, err)
 	}
@@ -198,69 +236,21 @@ func lockDataDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// loadMasterKey finds the static master key: a flag, then MinIO-style environment
-// variables, then the key ssefs generated into the data directory, else a new one.
-func loadMasterKey(cfg mountConfig, dir string, stderr io.Writer) (*keys.Static, error) {
-	if cfg.masterKeyFile != "" {
-		return readKeyFile(cfg.masterKeyFile, "--master-key-file")
-	}
-	if v, name := firstEnv("SSEFS_KMS_MASTER_KEY", "MINIO_KMS_MASTER_KEY"); name != "" {
-		k, err := keys.ParseMasterKey(strings.TrimSpace(v))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		return k, nil
-	}
-	if path, name := firstEnv("SSEFS_KMS_MASTER_KEY_FILE", "MINIO_KMS_MASTER_KEY_FILE"); name != "" {
-		return readKeyFile(path, name)
-	}
-	generated := filepath.Join(dir, masterKeyFile)
-	if _, err := os.Stat(generated); err == nil {
-		return readKeyFile(generated, "generated key file")
-	}
-	if _, err := os.Stat(filepath.Join(dir, metaKeyFile)); err == nil {
-		return nil, fmt.Errorf("data directory %s was created with a master key that is not given here: set SSEFS_KMS_MASTER_KEY or SSEFS_KMS_MASTER_KEY_FILE", dir)
-	}
-	k, err := keys.GenerateMasterKey(generatedKeyName)
-	if err != nil {
-		return nil, err
-	}
-	if err := writeFileAtomic(generated, []byte(k.String()+"\n")); err != nil {
-		return nil, fmt.Errorf("writing generated master key %s: %w", generated, err)
-	}
-	fmt.Fprintf(stderr, "ssefs: WARNING: generated a master key into %s; it is for trying ssefs out, not for production: use a KMS, and keep this key safe, or the data is lost\n", generated)
-	return k, nil
-}
-
-func readKeyFile(path, what string) (*keys.Static, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", what, path, err)
-	}
-	k, err := keys.ParseMasterKey(strings.TrimSpace(string(b)))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", what, path, err)
-	}
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		slog.Warn("master key file is readable by others; chmod 600 it", "file", path, "mode", st.Mode().Perm().String())
-	}
-	return k, nil
-}
-
-// loadMetaKey unseals the metadata key, or makes one for a new data directory. Failing
-// to unseal it is how a wrong master key is caught before any read.
-func loadMetaKey(ctx context.Context, master *keys.Static, dir string) ([]byte, error) {
+// loadMetaKey unseals the metadata key, or makes one for a new data directory, sealed
+// under the KMS's default key. Failing to unseal it is how a wrong KMS or key is caught
+// before any read.
+func loadMetaKey(ctx context.Context, k *openedKMS, dir string, create bool) ([]byte, error) {
 	path := filepath.Join(dir, metaKeyFile)
 	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if errors.Is(err, os.ErrNotExist) && create {
 		if entries, _ := os.ReadDir(filepath.Join(dir, metaDir)); len(entries) > 0 {
 			return nil, fmt.Errorf("data directory %s has metadata but no %s: it cannot be unsealed", dir, metaKeyFile)
 		}
-		key, file, err := keys.NewMetaKeyFile(ctx, master, master.Name())
+		key, file, err := keys.NewMetaKeyFile(ctx, k.kms, k.defaultKey)
 		if err != nil {
-			return nil, fmt.Errorf("creating %s: %w", path, err)
+			return nil, withMessage(fmt.Sprintf("creating %s with key %q of %s: %s", path, k.defaultKey, k.describe, k.cause(err)), err)
 		}
-		if err := writeFileAtomic(path, file); err != nil {
+		if err := writeFileAtomic(path, file, nil); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", path, err)
 		}
 		return key, nil
@@ -268,20 +258,57 @@ func loadMetaKey(ctx context.Context, master *keys.Static, dir string) ([]byte, 
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	key, name, err := keys.OpenMetaKeyFile(ctx, master, b)
-	switch {
-	case errors.Is(err, keys.ErrKeyNotFound):
-		return nil, fmt.Errorf("data directory %s is sealed with master key %q, but the given master key is %q", dir, name, master.Name())
-	case errors.Is(err, keys.ErrDecrypt):
-		return nil, fmt.Errorf("the given master key %q does not match data directory %s (%s cannot be unsealed with it)", master.Name(), dir, metaKeyFile)
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w", path, err)
+	key, name, err := keys.OpenMetaKeyFile(ctx, k.kms, b)
+	if err != nil {
+		if name == "" { // a malformed file: no KMS was asked
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return nil, metaKeyError(dir, name, k, err)
 	}
 	return key, nil
 }
 
-// writeFileAtomic writes a secret file with mode 0600, durably, never half-written.
-func writeFileAtomic(path string, data []byte) error {
+// rotateMetaKey re-seals the metadata key under toKey ("" = the KMS's default key) and
+// replaces meta.key only after the new file, read back from disk, opens to the same key.
+func (d *dataStore) rotateMetaKey(ctx context.Context, toKey string) (string, error) {
+	d.metaMu.Lock()
+	defer d.metaMu.Unlock()
+	if toKey == "" {
+		toKey = d.kms.defaultKey
+	}
+	path := filepath.Join(d.dir, metaKeyFile)
+	fail := func(err error) (string, error) {
+		return "", withMessage(fmt.Sprintf("re-sealing %s under key %q of %s (it is left unchanged): %s",
+			path, toKey, d.kms.describe, d.kms.cause(err)), err)
+	}
+	file, err := keys.SealMetaKey(ctx, d.kms.kms, toKey, d.metaKey)
+	if err != nil {
+		return fail(err)
+	}
+	err = writeFileAtomic(path, file, func(tmp string) error {
+		b, err := os.ReadFile(tmp)
+		if err != nil {
+			return err
+		}
+		key, name, err := keys.OpenMetaKeyFile(ctx, d.kms.kms, b)
+		defer clear(key)
+		switch {
+		case err != nil:
+			return fmt.Errorf("the new file does not open: %w", err)
+		case name != toKey || !bytes.Equal(key, d.metaKey):
+			return errors.New("the new file does not hold the metadata key")
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return toKey, nil
+}
+
+// writeFileAtomic writes a secret file with mode 0600, durably, never half-written. verify,
+// if set, is given the written temporary file and must accept it before it replaces path.
+func writeFileAtomic(path string, data []byte, verify func(tmp string) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -301,6 +328,11 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	if err := tmp.Close(); err != nil {
 		return err
+	}
+	if verify != nil {
+		if err := verify(tmp.Name()); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
 )
 
@@ -23,11 +24,27 @@ func main() {
 const topUsage = `ssefs — an encrypting filesystem with keys from a KMS
 
 Usage:
-  ssefs mount [flags] MOUNTPOINT   mount the store (all buckets, or one with --bucket)
-  ssefs version                    print the version and module versions
-  ssefs help [COMMAND]             show help
+  ssefs mount [flags] MOUNTPOINT          mount the store (all buckets, or one with --bucket)
+  ssefs key create|list|status [NAME]     manage and check the KMS's keys
+  ssefs key rotate [flags]                re-seal file keys (or --metadata: meta.key) under another key
+  ssefs bucket encryption set|get|clear   a bucket's default key
+  ssefs stat FILE...                      how files on a mount are encrypted
+  ssefs version                           print the version and module versions
+  ssefs help [COMMAND]                    show help
 
-Run 'ssefs COMMAND --help' for a command's flags.
+The KMS is KES (--kms-kes-*), Vault transit (--kms-vault-*), a static master key
+(SSEFS_KMS_MASTER_KEY), or, with none of them, a key generated into the data directory
+for trying ssefs out. MinIO's variables (MINIO_KMS_KES_*, MINIO_SSE_VAULT_*,
+MINIO_KMS_MASTER_KEY) are read too.
+
+Examples:
+  ssefs mount /mnt/ssefs
+  ssefs key status my-key
+  ssefs bucket encryption set --key photos-key photos
+  ssefs key rotate --from-key old-key --to-key new-key
+  ssefs stat /mnt/ssefs/photos/beach.jpg
+
+Run 'ssefs help COMMAND' (e.g. 'ssefs help key rotate') for a command's flags.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -35,28 +52,52 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, topUsage)
 		return 2
 	}
-	var err error
+	return exitCode(dispatch(args, stdout, stderr), stderr)
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) error {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "mount":
-		err = runMount(rest, stderr)
+		return runMount(rest, stdout, stderr)
+	case "key":
+		return runKey(rest, stdout, stderr)
+	case "bucket":
+		return runBucket(rest, stdout, stderr)
+	case "stat":
+		return runStat(rest, stdout, stderr)
 	case "version", "--version":
 		printVersion(stdout)
+		return nil
 	case "help", "-h", "--help":
-		if len(rest) > 0 && rest[0] == "mount" {
-			err = runMount([]string{"--help"}, stderr)
-		} else {
+		if len(rest) == 0 || rest[0] == "help" || strings.HasPrefix(rest[0], "-") {
 			fmt.Fprint(stdout, topUsage)
+			return nil
 		}
+		if rest[0] == "version" {
+			fmt.Fprintln(stdout, "Usage: ssefs version\n\nPrints the version of ssefs and of the modules that matter for its on-disk format.")
+			return nil
+		}
+		// 'ssefs help key rotate' is 'ssefs key rotate --help'.
+		return dispatch(append(slices.Clone(rest), "--help"), stdout, stderr)
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q (try 'ssefs help')", cmd)}
+		return usageError{fmt.Sprintf("unknown command %q (try 'ssefs help')", cmd)}
 	}
-	return exitCode(err, stderr)
 }
+
+// reportedError: the command already printed what went wrong (one line per failure);
+// only the exit status is left to set.
+type reportedError struct{ summary string }
+
+func (e reportedError) Error() string { return e.summary }
 
 // exitCode prints err as the one line an operator reads and picks the exit status.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return 0
+	}
+	var reported reportedError
+	if errors.As(err, &reported) {
+		return 1
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	fmt.Fprintf(stderr, "ssefs: %s\n", msg)

@@ -24,9 +24,13 @@ type mountConfig struct {
 	allowOther    bool
 	debug         bool
 	keyCacheTTL   time.Duration
-	masterKeyFile string
+	kms           *kmsConfig
 	writeBufferMB int
 	attrTimeout   time.Duration
+}
+
+func (c mountConfig) store() storeConfig {
+	return storeConfig{dataDir: c.dataDir, kms: c.kms, keyCacheTTL: c.keyCacheTTL, writeBufferMB: c.writeBufferMB, create: true}
 }
 
 func defaultDataDir() string {
@@ -45,18 +49,28 @@ Mounts the store at MOUNTPOINT and serves it in the foreground until SIGINT or S
 (or umount), then flushes everything and unmounts. Without --bucket every bucket is a
 top-level directory and mkdir there creates a bucket.
 
-With no KMS configured, a master key is generated into the data directory on first
-start: that is for trying ssefs out, not for production.
+Files are sealed under the KMS's default key, or a bucket's own key ('ssefs bucket
+encryption set'). With no KMS configured, a master key is generated into the data
+directory on first start: that is for trying ssefs out, not for production.
+
+While it runs, 'ssefs key rotate' and 'ssefs bucket encryption' work on the data directory
+through its admin socket, DATA/admin.sock (root and the mounting user only).
 
 Examples:
   ssefs mount /mnt/ssefs
   ssefs mount --bucket photos --data-dir /srv/ssefs /mnt/photos
   SSEFS_KMS_MASTER_KEY_FILE=/etc/ssefs/master.key ssefs mount /mnt/ssefs
+  ssefs mount --kms-kes-endpoint https://kes.example.net:7373 \
+      --kms-kes-cert-file /etc/ssefs/kes-client.crt --kms-kes-key-file /etc/ssefs/kes-client.key \
+      --kms-kes-key-name ssefs-key /mnt/ssefs
+  SSEFS_KMS_VAULT_APPROLE_ID_FILE=/etc/ssefs/role-id SSEFS_KMS_VAULT_APPROLE_SECRET_FILE=/etc/ssefs/secret-id \
+      ssefs mount --kms-vault-endpoint https://vault.example.net:8200 --kms-vault-key-name ssefs-key /mnt/ssefs
 
+` + kmsUsage + `
 Flags (each also read from SSEFS_<FLAG>, e.g. SSEFS_DATA_DIR):
 `
 
-func parseMountFlags(args []string, stderr io.Writer) (mountConfig, string, error) {
+func parseMountFlags(args []string, stdout io.Writer) (mountConfig, string, error) {
 	var c mountConfig
 	f := pflag.NewFlagSet("mount", pflag.ContinueOnError)
 	f.SetOutput(io.Discard)
@@ -65,7 +79,7 @@ func parseMountFlags(args []string, stderr io.Writer) (mountConfig, string, erro
 	f.BoolVar(&c.allowOther, "allow-other", false, "let users other than the mounting one access the mount")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, with file names and the first bytes of data: for debugging only, never in production")
 	f.DurationVar(&c.keyCacheTTL, "key-cache-ttl", 5*time.Minute, "how long unsealed data keys stay cached in memory (0 disables the cache)")
-	f.StringVar(&c.masterKeyFile, "master-key-file", "", "file holding the static master key NAME:64-hex-digits (also SSEFS_KMS_MASTER_KEY_FILE, MINIO_KMS_MASTER_KEY_FILE)")
+	c.kms = addKMSFlags(f)
 	f.IntVar(&c.writeBufferMB, "write-buffer-mb", 256, "bound on plaintext held in write-back buffers, in MiB")
 	f.DurationVar(&c.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches names and attributes")
 	help := f.BoolP("help", "h", false, "show this help")
@@ -73,7 +87,7 @@ func parseMountFlags(args []string, stderr io.Writer) (mountConfig, string, erro
 		return c, "", usageError{fmt.Sprintf("mount: %v", err)}
 	}
 	if *help {
-		fmt.Fprint(stderr, mountUsage+f.FlagUsages())
+		fmt.Fprint(stdout, mountUsage+f.FlagUsages())
 		return c, "", errHelp
 	}
 	if err := flagsFromEnv(f); err != nil {
@@ -96,11 +110,14 @@ func parseMountFlags(args []string, stderr io.Writer) (mountConfig, string, erro
 	if c.attrTimeout < 0 {
 		return c, "", usageError{"--attr-timeout must not be negative"}
 	}
+	if err := c.kms.resolve(); err != nil {
+		return c, "", err
+	}
 	return c, f.Arg(0), nil
 }
 
-func runMount(args []string, stderr io.Writer) error {
-	cfg, mountpoint, err := parseMountFlags(args, stderr)
+func runMount(args []string, stdout, stderr io.Writer) error {
+	cfg, mountpoint, err := parseMountFlags(args, stdout)
 	if err != nil {
 		return err
 	}
@@ -113,7 +130,7 @@ func runMount(args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	store, err := openDataDir(context.Background(), cfg, stderr, log)
+	store, err := openDataDir(context.Background(), cfg.store(), stderr, log)
 	if err != nil {
 		return err
 	}
@@ -125,6 +142,14 @@ func runMount(args []string, stderr io.Writer) error {
 			return err
 		}
 	}
+	// The admin socket is stopped before the store is closed, so that a rotation it runs is
+	// cancelled (and recorded for resuming) while the engine can still record it.
+	// Without its socket the mount still works; only the admin commands cannot reach it.
+	admin, err := startAdminServer(store.dir, store, log)
+	if err != nil {
+		log.Warn("no admin socket: 'ssefs key rotate' and 'ssefs bucket encryption' cannot reach this mount", "err", err)
+	}
+	defer admin.stop()
 	server, err := fuse.Mount(mountpoint, store.engine, fuse.Options{
 		AllowOther: cfg.allowOther, Debug: cfg.debug, Logger: log, RootIno: root, Timeout: cfg.attrTimeout,
 	})
@@ -149,6 +174,9 @@ func runMount(args []string, stderr io.Writer) error {
 		<-served
 	case <-served:
 		fmt.Fprintf(stderr, "ssefs: %s was unmounted\n", mountpoint)
+	}
+	if err := admin.stop(); err != nil {
+		log.Warn("stopping the admin socket", "err", err)
 	}
 	return store.close()
 }

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ssefs/ssefs/keys"
+)
+
+var quietLog = slog.New(slog.DiscardHandler)
+
+// openStore opens (creating) dir with the KMS that the test's environment configures.
+func openStore(t *testing.T, dir string, create bool) (*dataStore, error) {
+	t.Helper()
+	kc, err := parseKMS(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc.noGenerate = !create
+	return openDataDir(context.Background(), storeConfig{dataDir: dir, kms: kc, keyCacheTTL: 0, writeBufferMB: 8, create: create}, io.Discard, quietLog)
+}
+
+func mustOpenStore(t *testing.T, dir string, create bool) *dataStore {
+	t.Helper()
+	d, err := openStore(t, dir, create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.close() })
+	return d
+}
+
+func metaKeyName(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, metaKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealedKeyName(context.Background(), b)
+}
+
+func TestDataDirSealedByTheConfiguredKMS(t *testing.T) {
+	clearKMSEnv(t)
+	kms := newFakeKMS("k1", "k2")
+	useFakeKES(t, kms)
+	kesEnv(t, "k1")
+	dir := t.TempDir()
+	d := mustOpenStore(t, dir, true)
+	if d.kms.kind != kindKES || d.kms.defaultKey != "k1" {
+		t.Fatalf("KMS %q default key %q", d.kms.kind, d.kms.defaultKey)
+	}
+	if err := d.close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := metaKeyName(t, dir); got != "k1" {
+		t.Fatalf("meta.key sealed under %q, want the KMS's default key k1", got)
+	}
+	// Another default key later does not matter: meta.key names its own.
+	t.Setenv("SSEFS_KMS_KES_KEY_NAME", "k2")
+	d = mustOpenStore(t, dir, false)
+	d.close()
+}
+
+// failingKES configures a KES whose every call fails with err.
+func failingKES(err error) func(t *testing.T) {
+	return func(t *testing.T) {
+		k := newFakeKMS("k1")
+		k.setFail(err)
+		useFakeKES(t, k)
+		kesEnv(t, "k1")
+	}
+}
+
+// TestDataDirWrongKMS: a meta.key the configured KMS cannot unseal is refused with one
+// line naming the key that sealed it, the KMS asked, and why; meta.key is left alone.
+func TestDataDirWrongKMS(t *testing.T) {
+	clearKMSEnv(t)
+	good := newFakeKMS("k1")
+	useFakeKES(t, good)
+	kesEnv(t, "k1")
+	dir := t.TempDir()
+	mustOpenStore(t, dir, true).close()
+	before, _ := os.ReadFile(filepath.Join(dir, metaKeyFile))
+	staticHex := strings.Repeat("5a", 32)
+
+	cases := []struct {
+		name  string
+		setup func(t *testing.T)
+		is    error
+		want  []string
+	}{
+		{"key missing", func(t *testing.T) { useFakeKES(t, newFakeKMS("other")); kesEnv(t, "other") },
+			keys.ErrKeyNotFound, []string{`sealed with KMS key "k1"`, "KES at https://127.0.0.1:7373", "does not exist"}},
+		{"KES unreachable", failingKES(keys.ErrUnavailable), keys.ErrUnavailable, []string{`"k1"`, "KES at", "unreachable"}},
+		{"forbidden", failingKES(keys.ErrForbidden), keys.ErrForbidden, []string{`"k1"`, "KES at", "refused access"}},
+		{"identity rejected", failingKES(keys.ErrIdentityRejected), keys.ErrIdentityRejected, []string{`"k1"`, "KES at", "identity"}},
+		{"wrong key material", func(t *testing.T) { useFakeKES(t, newFakeKMS("k1")); kesEnv(t, "k1") },
+			keys.ErrDecrypt, []string{`"k1"`, "KES at", "does not match"}},
+		{"static master key", func(t *testing.T) { t.Setenv(ssefsMasterKey, "mk:"+staticHex) },
+			keys.ErrKeyNotFound, []string{`"k1"`, `the static master key "mk" (SSEFS_KMS_MASTER_KEY)`, "master key"}},
+		{"static master key of the same name", func(t *testing.T) { t.Setenv(ssefsMasterKey, "k1:"+staticHex) },
+			keys.ErrDecrypt, []string{`"k1"`, "wrong master key"}},
+		{"no KMS", func(t *testing.T) {}, nil, []string{`sealed with KMS key "k1"`, "no KMS", "master key"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clearKMSEnv(t)
+			c.setup(t)
+			_, err := openStore(t, dir, true)
+			if err == nil {
+				t.Fatal("opened")
+			}
+			t.Log(err)
+			if c.is != nil && !errors.Is(err, c.is) {
+				t.Errorf("%v is not %v", err, c.is)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), staticHex[:16]) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%q quotes the key or is more than one line", err)
+			}
+			if after, _ := os.ReadFile(filepath.Join(dir, metaKeyFile)); !bytes.Equal(after, before) {
+				t.Errorf("meta.key changed")
+			}
+			if _, err := os.Stat(filepath.Join(dir, masterKeyFile)); err == nil {
+				t.Errorf("a master key was generated into a data directory sealed by KES")
+			}
+		})
+	}
+}
+
+func TestRotateMetaKey(t *testing.T) {
+	clearKMSEnv(t)
+	kms := newFakeKMS("k1", "k2")
+	useFakeKES(t, kms)
+	kesEnv(t, "k1")
+	dir := t.TempDir()
+	d := mustOpenStore(t, dir, true)
+	ctx := context.Background()
+
+	if key, err := d.rotateMetaKey(ctx, "k2"); err != nil || key != "k2" {
+		t.Fatalf("rotate to k2: %q, %v", key, err)
+	}
+	if got := metaKeyName(t, dir); got != "k2" {
+		t.Fatalf("meta.key sealed under %q after rotating to k2", got)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, metaKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("meta.key mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, metaKeyFile))
+	if _, err := d.rotateMetaKey(ctx, "k3"); !errors.Is(err, keys.ErrKeyNotFound) || !strings.Contains(err.Error(), "unchanged") {
+		t.Errorf("rotate to a missing key: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, metaKeyFile)); !bytes.Equal(after, before) {
+		t.Errorf("a failed rotation changed meta.key")
+	}
+	if key, err := d.rotateMetaKey(ctx, ""); err != nil || key != "k1" {
+		t.Errorf("rotate to the default key: %q, %v", key, err)
+	}
+	if err := d.close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("left a temporary file behind: %s", e.Name())
+		}
+	}
+	// The re-sealed key opens the same store.
+	mustOpenStore(t, dir, false).close()
+}
+
+func TestAdminCommandsNeedAnExistingDataDir(t *testing.T) {
+	clearKMSEnv(t)
+	for _, dir := range []string{t.TempDir(), filepath.Join(t.TempDir(), "missing")} {
+		_, err := openStore(t, dir, false)
+		if err == nil || !strings.Contains(err.Error(), "no ssefs store") || !strings.Contains(err.Error(), dir) {
+			t.Errorf("%s: %v", dir, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, masterKeyFile)); err == nil {
+			t.Errorf("%s: a master key was generated", dir)
+		}
+	}
+}
