@@ -11,9 +11,9 @@ package fs
 // finished at the next start.
 //
 // Uploads never completed stay invisible in the namespace and hold their parts until
-// AbortUpload: stale ones are found with ListUploads, which reports when each was
-// initiated (an operator, or a lifecycle rule in the frontend, aborts those older than
-// some age). fsck must count part inodes (meta.Tx.AllUploads, Parts) as referenced.
+// AbortUpload, or until ExpireUploads finds them older than the frontend's expiry (as
+// MinIO's stale-upload expiry does). fsck must count part inodes (meta.Tx.AllUploads,
+// Parts) as referenced.
 
 import (
 	"context"
@@ -459,6 +459,39 @@ func (e *Engine) AbortUpload(ctx context.Context, uploadID string) error {
 	}
 	e.deleteParts(parts)
 	return nil
+}
+
+// ExpireUploads aborts every upload initiated before cutoff and returns how many it
+// aborted. An upload completed or aborted meanwhile is skipped.
+func (e *Engine) ExpireUploads(ctx context.Context, cutoff time.Time) (int, error) {
+	var stale []meta.UploadID
+	err := e.view(func(tx *meta.Tx) error {
+		stale = stale[:0]
+		return tx.AllUploads(func(u meta.Upload) bool {
+			if u.Initiated < cutoff.UnixNano() {
+				stale = append(stale, u.ID)
+			}
+			return ctx.Err() == nil
+		})
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("expire uploads: %w", err)
+	}
+	n := 0
+	for _, id := range stale {
+		err := e.AbortUpload(ctx, uploadIDString(id))
+		switch {
+		case errors.Is(err, ErrNoSuchUpload):
+		case err != nil:
+			return n, err
+		default:
+			n++
+		}
+	}
+	return n, nil
 }
 
 // ListPartsResult is one page of an upload's parts.

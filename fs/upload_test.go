@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ssefs/ssefs/keys"
 )
@@ -302,5 +303,42 @@ func TestListUploadsMarkers(t *testing.T) {
 	res, err = e.ListUploads(ctx, "bucket", ListUploadsOptions{KeyMarker: "a"})
 	if err != nil || len(res.Uploads) != 3 || res.Uploads[0].Key != "a-c" {
 		t.Fatalf("after key a: %+v, %v", res, err)
+	}
+}
+
+// An upload that is never completed nor aborted is reclaimed once it is older than the
+// expiry; younger ones are kept.
+func TestExpireUploads(t *testing.T) {
+	env := newTestEnv(t, testChunk, 0)
+	e, ctx := env.e, context.Background()
+	before := countObjects(t, env)
+	old, err := e.CreateUpload(ctx, "bucket", "old", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uploadPart(t, e, old, 1, randBytes(2*testChunk), PartOptions{})
+	cutoff := time.Now()
+	for time.Now().UnixNano() == cutoff.UnixNano() { // initiated strictly after the cutoff
+	}
+	young, err := e.CreateUpload(ctx, "bucket", "young", PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	youngPart := randBytes(10)
+	uploadPart(t, e, young, 1, youngPart, PartOptions{})
+	if n, err := e.ExpireUploads(ctx, cutoff); err != nil || n != 1 {
+		t.Fatalf("ExpireUploads: %d, %v; want 1 expired", n, err)
+	}
+	if _, err := e.ListParts(ctx, old, 0, 0); !errors.Is(err, ErrNoSuchUpload) {
+		t.Fatalf("expired upload still listed: %v", err)
+	}
+	if n := countObjects(t, env) - before; n != 1 {
+		t.Fatalf("%d chunk objects left, want 1 (the young upload's part)", n)
+	}
+	if _, err := e.CompleteUpload(ctx, young, []CompletedPart{{Number: 1, ETag: md5hex(youngPart)}}, PartOptions{}); err != nil {
+		t.Fatalf("completing the young upload: %v", err)
+	}
+	if n, err := e.ExpireUploads(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("ExpireUploads with nothing pending: %d, %v", n, err)
 	}
 }
