@@ -190,6 +190,17 @@ func isImplicitDir(tx *meta.Tx, ino meta.Ino) (bool, error) {
 	return ok && rec.Flags&meta.ObjectImplicitDir != 0, err
 }
 
+// isDisposableDir tells whether a directory only exists to hold keys under it, and holds
+// none now (implicit and empty): an object of the same name may replace it.
+func isDisposableDir(tx *meta.Tx, ino meta.Ino) (bool, error) {
+	implicit, err := isImplicitDir(tx, ino)
+	if err != nil || !implicit {
+		return false, err
+	}
+	has, err := tx.HasEntries(ino)
+	return !has, err
+}
+
 // isMarkerDir tells whether a directory is itself an object, the key "dir/": one put as
 // "dir/" through S3 (its record holds the marker's ETag) is, as long as it stays
 // explicit; one made through the mount is while it is empty (as MinIO shows them).
@@ -441,15 +452,11 @@ func (e *Engine) linkObject(ctx context.Context, r linkReq) (meta.Inode, error) 
 				return err
 			}
 			if isDirMode(old.Mode) {
-				implicit, err := isImplicitDir(tx, old.Ino)
+				disposable, err := isDisposableDir(tx, old.Ino)
 				if err != nil {
 					return err
 				}
-				has, err := tx.HasEntries(old.Ino)
-				if err != nil {
-					return err
-				}
-				if !implicit || has {
+				if !disposable {
 					return fmt.Errorf("key %q: a directory of that name exists: %w", r.name, ErrIsDir)
 				}
 				dir.Nlink--
@@ -683,15 +690,11 @@ func (e *Engine) precheckKey(bucket, key string) (meta.Inode, error) {
 		case isDir && !isDirMode(ent.Mode):
 			return fmt.Errorf("key %q: an object %q exists: %w", key, strings.TrimSuffix(key, "/"), ErrNotDir)
 		case !isDir && isDirMode(ent.Mode):
-			implicit, err := isImplicitDir(tx, ent.Ino)
+			disposable, err := isDisposableDir(tx, ent.Ino)
 			if err != nil {
 				return err
 			}
-			has, err := tx.HasEntries(ent.Ino)
-			if err != nil {
-				return err
-			}
-			if !implicit || has {
+			if !disposable {
 				return fmt.Errorf("key %q: a directory of that name exists: %w", key, ErrIsDir)
 			}
 		}
@@ -1200,11 +1203,7 @@ func (e *Engine) DeleteObject(ctx context.Context, bucket, key string) error {
 func (e *Engine) pruneImplicit(tx *meta.Tx, chain []dirStep, t int64, changes *[]Change, dropped *[]droppedInode) error {
 	for i := len(chain) - 1; i >= 0; i-- {
 		st := chain[i]
-		implicit, err := isImplicitDir(tx, st.ino)
-		if err != nil || !implicit {
-			return err
-		}
-		if has, err := tx.HasEntries(st.ino); err != nil || has {
+		if disposable, err := isDisposableDir(tx, st.ino); err != nil || !disposable {
 			return err
 		}
 		in, err := tx.Inode(st.ino)

@@ -199,23 +199,11 @@ func (tx *Tx) DeleteEntry(parent Ino, name string) error {
 // Entries lists a directory in bytewise name order, starting strictly after `after`, so
 // a readdir can resume from the last name it returned.
 func (tx *Tx) Entries(parent Ino, after string, fn func(Entry) bool) error {
-	prefix := entryPrefix(parent)
-	var start []byte
-	if after != "" {
-		start = append(entryKey(parent, after), 0)
+	if after == "" {
+		return tx.EntriesFrom(parent, "", fn)
 	}
-	err := tx.scan(prefix, start, false, func(k, v []byte) (bool, error) {
-		_, name, err := decodeEntryKey(k)
-		if err != nil {
-			return false, err
-		}
-		e, err := decodeEntry(name, v)
-		if err != nil {
-			return false, fmt.Errorf("%q: %w", name, err)
-		}
-		return fn(e), nil
-	})
-	return wrap(err, "entries of %d", parent)
+	// Names hold no NUL, so after‖0 is the first key past after.
+	return tx.EntriesFrom(parent, after+"\x00", fn)
 }
 
 func (tx *Tx) HasEntries(parent Ino) (bool, error) {
