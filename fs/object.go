@@ -374,7 +374,7 @@ func (e *Engine) fill(ctx context.Context, h *Handle, body io.Reader) (int64, [1
 		if err := ctx.Err(); err != nil {
 			return off, sum, err
 		}
-		n, err := io.ReadFull(body, buf)
+		n, err := readChunk(body, buf)
 		if n > 0 {
 			hash.Write(buf[:n])
 			if _, werr := h.WriteAt(ctx, buf[:n], off); werr != nil {
@@ -382,7 +382,7 @@ func (e *Engine) fill(ctx context.Context, h *Handle, body io.Reader) (int64, [1
 			}
 			off += int64(n)
 		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if err == io.EOF {
 			break
 		}
 		if err != nil {
@@ -394,6 +394,22 @@ func (e *Engine) fill(ctx context.Context, h *Handle, body io.Reader) (int64, [1
 	}
 	hash.Sum(sum[:0])
 	return off, sum, nil
+}
+
+// readChunk fills buf from r. Unlike io.ReadFull it returns io.EOF for a body that ends
+// (early or not) and every other error as it came: a body that itself fails with
+// io.ErrUnexpectedEOF (a client that hung up mid-upload) must not pass for a short last
+// chunk.
+func readChunk(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // ---- linking a finished object into the namespace ----
