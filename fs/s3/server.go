@@ -1,0 +1,365 @@
+// Package s3 is the S3 frontend of ssefs: net/http handlers that authenticate every
+// request with Signature V4 (package sigv4), translate it into engine calls, and map
+// the engine's errors, once, to S3 error codes (errors.go).
+//
+// Addressing is path-style only (http://host:port/bucket/key): virtual-host style
+// (bucket.host) is not recognised, since the server has no configured domain to tell
+// a bucket label from a host name. Every client ssefs is tested with can be set to
+// path-style.
+//
+// Calls answered 501 NotImplemented (kept here for the operator's notes):
+//   - ListObjectVersions (GET ?versions), PutBucketVersioning, GetObjectAttributes
+//   - PutBucketPolicy, PutBucketTagging, PutObjectTagging, PutBucketLifecycle,
+//     PutObjectLockConfiguration, PutObjectRetention, PutObjectLegalHold, GetObjectRetention,
+//     GetObjectLegalHold, PutBucketAcl, PutObjectAcl, PutBucketCors, PutBucketWebsite,
+//     PutBucketReplication, PutBucketNotification, PutBucketLogging
+//   - RestoreObject, SelectObjectContent, GetObjectTorrent, POST-policy uploads (POST /bucket)
+//   - CreateBucket with object lock enabled
+//   - conditional writes: PutObject / CompleteMultipartUpload with If-Match or If-None-Match
+//   - anything else this router does not know
+//
+// Calls answered without failing although the feature does not exist (clients make
+// them at startup): GetBucketVersioning (empty configuration), GetBucketPolicy
+// (NoSuchBucketPolicy), GetBucketTagging (NoSuchTagSet), GetObjectTagging (empty tag
+// set), GetObjectLockConfiguration (ObjectLockConfigurationNotFoundError),
+// GetBucketLifecycleConfiguration (NoSuchLifecycleConfiguration), GetBucketCors
+// (NoSuchCORSConfiguration), GetBucketWebsite (NoSuchWebsiteConfiguration),
+// GetBucketReplication (ReplicationConfigurationNotFoundError), GetBucketNotification
+// (empty configuration), GetBucketAcl/GetObjectAcl (the owner, FULL_CONTROL), and
+// DeleteBucketPolicy/-Tagging/-Lifecycle/-Cors/-Website, DeleteObjectTagging (204).
+package s3
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/ssefs/ssefs/fs"
+	"github.com/ssefs/ssefs/fs/s3/sigv4"
+)
+
+// Config configures the S3 frontend.
+type Config struct {
+	Credentials sigv4.CredentialStore // required; no anonymous access
+	Region      string                // "" = "us-east-1"
+	Logger      *slog.Logger          // nil = discard; never log keys, secrets, SSE-C keys, or signatures
+	// Owner is the uid/gid/mode of files and directories created through S3 (Mode 0 =
+	// 0644 files, 0755 dirs).
+	Owner fs.Owner
+	// AllowInsecureSSEC accepts SSE-C keys over plain HTTP from other hosts. Off, such
+	// requests are refused as AWS and MinIO refuse them: the key would travel in the
+	// clear. Requests from loopback are accepted either way.
+	AllowInsecureSSEC bool
+}
+
+// Server serves the S3 API over one engine. It is safe for concurrent use.
+type Server struct {
+	e                 *fs.Engine
+	verifier          *sigv4.Verifier
+	region            string
+	log               *slog.Logger
+	owner             fs.Owner
+	allowInsecureSSEC bool
+}
+
+// New returns a Server for e.
+func New(e *fs.Engine, cfg Config) (*Server, error) {
+	if e == nil {
+		return nil, errors.New("s3: no engine")
+	}
+	if cfg.Credentials == nil {
+		return nil, errors.New("s3: no credentials: anonymous access is not supported")
+	}
+	region := cfg.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		e: e,
+		// Pinning the region makes a client configured for another region fail with a
+		// clear AuthorizationHeaderMalformed instead of writing to the wrong place.
+		verifier:          &sigv4.Verifier{Creds: cfg.Credentials, Region: region},
+		region:            region,
+		log:               log,
+		owner:             cfg.Owner,
+		allowInsecureSSEC: cfg.AllowInsecureSSEC,
+	}, nil
+}
+
+// request is what a handler needs of one S3 request.
+type request struct {
+	r      *http.Request
+	ctx    context.Context
+	bucket string
+	key    string
+	body   *sigv4.Body
+	id     string
+}
+
+// statusWriter remembers whether the header went out, so an error after that is not
+// answered with a second status line (and a panic is turned into an aborted connection).
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+func newHostID() string {
+	var b [24]byte
+	rand.Read(b[:])
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w := &statusWriter{ResponseWriter: rw}
+	req := &request{r: r, id: newRequestID()}
+	h := w.Header()
+	h.Set("x-amz-request-id", req.id)
+	h.Set("x-amz-id-2", newHostID())
+	h.Set("Server", "ssefs")
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("s3: handler panicked", "method", r.Method, "bucket", req.bucket, "request", req.id, "panic", p)
+			if w.status != 0 {
+				// Half a response went out: only a broken connection tells the client.
+				panic(http.ErrAbortHandler)
+			}
+			s.writeError(w, req, errors.New("handler panicked"))
+		}
+	}()
+
+	req.bucket, req.key = splitPath(r.URL.Path)
+	_, body, err := s.verifier.Verify(r)
+	if err != nil {
+		s.writeError(w, req, err)
+		return
+	}
+	defer body.Close()
+	req.body = body
+	req.ctx = fs.WithOrigin(r.Context(), "s3")
+
+	if err := s.route(w, req); err != nil {
+		if w.status != 0 {
+			// Headers are out (a GET body failed midway): abort, so the client sees a
+			// truncated response and never takes it for the whole object.
+			s.log.Warn("s3: response aborted", "method", r.Method, "bucket", req.bucket, "key", req.key, "request", req.id, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		s.writeError(w, req, err)
+		return
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	s.log.Debug("s3", "method", r.Method, "bucket", req.bucket, "key", req.key, "status", w.status, "request", req.id)
+}
+
+// splitPath cuts a path-style URL path into bucket and key. The key is everything after
+// "/bucket/", as decoded by net/http, without cleaning: "a//b" stays, so ValidObjectKey
+// refuses it instead of silently storing another key.
+func splitPath(p string) (bucket, key string) {
+	p = strings.TrimPrefix(p, "/")
+	bucket, key, _ = strings.Cut(p, "/")
+	return bucket, key
+}
+
+// unimplementedSub are sub-resources that, where no handler above takes them, answer
+// NotImplemented instead of being mistaken for a plain bucket or object call (a PUT
+// ?policy must not create a bucket, a GET ?versions must not list objects).
+var unimplementedSub = []string{"versions", "versioning", "policy", "tagging", "lifecycle",
+	"object-lock", "retention", "legal-hold", "acl", "cors", "website", "replication",
+	"notification", "logging", "restore", "select", "torrent", "attributes", "accelerate",
+	"requestPayment", "analytics", "inventory", "metrics", "intelligent-tiering",
+	"ownershipControls", "publicAccessBlock", "policyStatus", "renameObject"}
+
+func hasAny(q map[string][]string, names ...string) string {
+	for _, n := range names {
+		if _, ok := q[n]; ok {
+			return n
+		}
+	}
+	return ""
+}
+
+func (s *Server) route(w http.ResponseWriter, req *request) error {
+	r := req.r
+	q := r.URL.Query()
+	has := func(n string) bool { _, ok := q[n]; return ok }
+	switch {
+	case req.bucket == "":
+		if r.Method == http.MethodGet {
+			return s.listBuckets(w, req)
+		}
+		return errNotImplemented
+	case req.key == "":
+		return s.routeBucket(w, req, q, has)
+	}
+	if err := checkKey(req.key); err != nil {
+		// Reads and deletes of a key that cannot exist answer as for a missing key.
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			if !has("uploadId") {
+				return errNoSuchKey
+			}
+		case http.MethodDelete:
+			if !has("uploadId") {
+				w.WriteHeader(http.StatusNoContent)
+				return nil
+			}
+		default:
+			return err
+		}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		switch {
+		case has("uploadId") && r.Method == http.MethodGet:
+			return s.listParts(w, req, q)
+		case has("acl"):
+			return s.getObjectACL(w, req)
+		case has("tagging") && r.Method == http.MethodGet:
+			return s.getObjectTagging(w, req)
+		case hasAny(q, unimplementedSub...) != "":
+			return errNotImplemented
+		}
+		return s.getObject(w, req, q)
+	case http.MethodPut:
+		switch {
+		case has("partNumber") || has("uploadId"):
+			if r.Header.Get("X-Amz-Copy-Source") != "" {
+				return s.uploadPartCopy(w, req, q)
+			}
+			return s.uploadPart(w, req, q)
+		case hasAny(q, unimplementedSub...) != "":
+			return errNotImplemented
+		case r.Header.Get("X-Amz-Copy-Source") != "":
+			return s.copyObject(w, req)
+		}
+		return s.putObject(w, req)
+	case http.MethodDelete:
+		switch {
+		case has("uploadId"):
+			return s.abortUpload(w, req, q)
+		case has("tagging"):
+			return s.noContentIfObject(w, req)
+		case hasAny(q, unimplementedSub...) != "":
+			return errNotImplemented
+		}
+		return s.deleteObject(w, req)
+	case http.MethodPost:
+		switch {
+		case has("uploads"):
+			return s.createUpload(w, req)
+		case has("uploadId"):
+			return s.completeUpload(w, req, q)
+		}
+		return errNotImplemented
+	}
+	return errNotImplemented
+}
+
+func (s *Server) routeBucket(w http.ResponseWriter, req *request, q url.Values, has func(string) bool) error {
+	r := req.r
+	switch r.Method {
+	case http.MethodGet:
+		switch {
+		case has("location"):
+			return s.getBucketLocation(w, req)
+		case has("encryption"):
+			return s.getBucketEncryption(w, req)
+		case has("uploads"):
+			return s.listUploads(w, req, q)
+		case has("versioning"):
+			return s.bucketConst(w, req, &versioningConfiguration{})
+		case has("notification"):
+			return s.bucketConst(w, req, &notificationConfiguration{})
+		case has("acl"):
+			return s.bucketACL(w, req)
+		case has("policy"):
+			return s.bucketErr(req, errNoSuchBucketPolicy)
+		case has("tagging"):
+			return s.bucketErr(req, errNoSuchTagSet)
+		case has("object-lock"):
+			return s.bucketErr(req, errNoObjectLockConfig)
+		case has("lifecycle"):
+			return s.bucketErr(req, errNoSuchLifecycle)
+		case has("cors"):
+			return s.bucketErr(req, errNoSuchCORS)
+		case has("website"):
+			return s.bucketErr(req, errNoSuchWebsite)
+		case has("replication"):
+			return s.bucketErr(req, errNoReplication)
+		case hasAny(q, unimplementedSub...) != "":
+			return errNotImplemented
+		case q.Get("list-type") == "2":
+			return s.listObjectsV2(w, req, q)
+		case has("list-type"):
+			return errInvalidArgument("list-type must be 2")
+		}
+		return s.listObjectsV1(w, req, q)
+	case http.MethodHead:
+		return s.headBucket(w, req)
+	case http.MethodPut:
+		switch {
+		case has("encryption"):
+			return s.putBucketEncryption(w, req)
+		case hasAny(q, unimplementedSub...) != "":
+			return errNotImplemented
+		}
+		return s.createBucket(w, req)
+	case http.MethodDelete:
+		switch {
+		case has("encryption"):
+			return s.deleteBucketEncryption(w, req)
+		case has("policy"), has("tagging"), has("lifecycle"), has("cors"), has("website"):
+			// Nothing of these is ever set: deleting it succeeds, as S3 answers.
+			if err := s.bucketErr(req, nil); err != nil {
+				return err
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		case hasAny(q, unimplementedSub...) != "":
+			return errNotImplemented
+		}
+		return s.deleteBucket(w, req)
+	case http.MethodPost:
+		if has("delete") {
+			return s.deleteObjects(w, req)
+		}
+		return errNotImplemented
+	}
+	return errNotImplemented
+}
