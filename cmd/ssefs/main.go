@@ -1,5 +1,5 @@
-// Command ssefs is an encrypting filesystem: a FUSE mount (and, soon, an S3 API) over
-// content stored as DARE chunks under per-file keys sealed by a KMS.
+// Command ssefs is an encrypting filesystem: a FUSE mount and an S3 API over content
+// stored as DARE chunks under per-file keys sealed by a KMS.
 package main
 
 import (
@@ -24,7 +24,9 @@ func main() {
 const topUsage = `ssefs — an encrypting filesystem with keys from a KMS
 
 Usage:
-  ssefs mount [flags] MOUNTPOINT          mount the store (all buckets, or one with --bucket)
+  ssefs mount [flags] MOUNTPOINT          mount the store (all buckets, or one with --bucket);
+                                          with --s3-address, serve S3 on it as well
+  ssefs serve --s3-address HOST:PORT      serve the store's S3 API without a mount
   ssefs key create|list|status [NAME]     manage and check the KMS's keys
   ssefs key rotate [flags]                re-seal file keys (or --metadata: meta.key) under another key
   ssefs bucket encryption set|get|clear   a bucket's default key
@@ -59,6 +61,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "mount":
 		return runMount(rest, stdout, stderr)
+	case "serve":
+		return runServe(rest, stdout, stderr)
 	case "key":
 		return runKey(rest, stdout, stderr)
 	case "bucket":

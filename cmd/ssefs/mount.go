@@ -27,6 +27,7 @@ type mountConfig struct {
 	kms           *kmsConfig
 	writeBufferMB int
 	attrTimeout   time.Duration
+	s3            *s3Flags
 }
 
 func (c mountConfig) store() storeConfig {
@@ -74,14 +75,12 @@ func parseMountFlags(args []string, stdout io.Writer) (mountConfig, string, erro
 	var c mountConfig
 	f := pflag.NewFlagSet("mount", pflag.ContinueOnError)
 	f.SetOutput(io.Discard)
-	f.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "data directory: metadata, chunk objects and (generated) keys")
+	c.addStoreFlags(f)
 	f.StringVar(&c.bucket, "bucket", "", "serve only this bucket as the mount root (created if missing)")
 	f.BoolVar(&c.allowOther, "allow-other", false, "let users other than the mounting one access the mount")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, with file names and the first bytes of data: for debugging only, never in production")
-	f.DurationVar(&c.keyCacheTTL, "key-cache-ttl", 5*time.Minute, "how long unsealed data keys stay cached in memory (0 disables the cache)")
-	c.kms = addKMSFlags(f)
-	f.IntVar(&c.writeBufferMB, "write-buffer-mb", 256, "bound on plaintext held in write-back buffers, in MiB")
 	f.DurationVar(&c.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches names and attributes")
+	c.s3 = addS3Flags(f)
 	help := f.BoolP("help", "h", false, "show this help")
 	if err := f.Parse(args); err != nil {
 		return c, "", usageError{fmt.Sprintf("mount: %v", err)}
@@ -96,11 +95,8 @@ func parseMountFlags(args []string, stdout io.Writer) (mountConfig, string, erro
 	if f.NArg() != 1 {
 		return c, "", usageError{fmt.Sprintf("mount needs exactly one MOUNTPOINT, got %d arguments (see 'ssefs mount --help')", f.NArg())}
 	}
-	if c.keyCacheTTL < 0 {
-		return c, "", usageError{"--key-cache-ttl must not be negative"}
-	}
-	if c.writeBufferMB < 1 {
-		return c, "", usageError{"--write-buffer-mb must be at least 1"}
+	if err := c.checkStoreFlags(); err != nil {
+		return c, "", err
 	}
 	if c.bucket != "" {
 		if err := fs.ValidBucketName(c.bucket); err != nil {
@@ -110,10 +106,32 @@ func parseMountFlags(args []string, stdout io.Writer) (mountConfig, string, erro
 	if c.attrTimeout < 0 {
 		return c, "", usageError{"--attr-timeout must not be negative"}
 	}
+	if err := c.s3.resolve(f, false); err != nil {
+		return c, "", err
+	}
 	if err := c.kms.resolve(); err != nil {
 		return c, "", err
 	}
 	return c, f.Arg(0), nil
+}
+
+// addStoreFlags registers the flags of everything under the frontends (data directory,
+// KMS, caches), which mount and serve share.
+func (c *mountConfig) addStoreFlags(f *pflag.FlagSet) {
+	f.StringVar(&c.dataDir, "data-dir", defaultDataDir(), "data directory: metadata, chunk objects and (generated) keys")
+	f.DurationVar(&c.keyCacheTTL, "key-cache-ttl", 5*time.Minute, "how long unsealed data keys stay cached in memory (0 disables the cache)")
+	c.kms = addKMSFlags(f)
+	f.IntVar(&c.writeBufferMB, "write-buffer-mb", 256, "bound on plaintext held in write-back buffers, in MiB")
+}
+
+func (c *mountConfig) checkStoreFlags() error {
+	if c.keyCacheTTL < 0 {
+		return usageError{"--key-cache-ttl must not be negative"}
+	}
+	if c.writeBufferMB < 1 {
+		return usageError{"--write-buffer-mb must be at least 1"}
+	}
+	return nil
 }
 
 func runMount(args []string, stdout, stderr io.Writer) error {
@@ -150,6 +168,13 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 		log.Warn("no admin socket: 'ssefs key rotate' and 'ssefs bucket encryption' cannot reach this mount", "err", err)
 	}
 	defer admin.stop()
+	// S3 listens before the mount is announced, so a client that waits for the mount can
+	// use both.
+	api, err := startS3(cfg.s3, store.engine, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer api.stop(log)
 	server, err := fuse.Mount(mountpoint, store.engine, fuse.Options{
 		AllowOther: cfg.allowOther, Debug: cfg.debug, Logger: log, RootIno: root, Timeout: cfg.attrTimeout,
 	})
@@ -166,6 +191,7 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	select {
 	case sig := <-signals:
 		fmt.Fprintf(stderr, "ssefs: %v: flushing and unmounting %s\n", sig, mountpoint)
+		api.stop(log) // no S3 request may start after the flush
 		// Flush before unmounting, so nothing is lost even if the unmount has to be lazy.
 		if err := store.engine.SyncAll(context.Background()); err != nil {
 			log.Error("flush before unmount failed", "err", err)
