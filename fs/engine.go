@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,8 +82,10 @@ type Engine struct {
 	garbage  []objstore.ID        // replaced objects, deletable once the metadata is synced
 	unsynced map[objstore.ID]bool // objects written but not yet made durable
 
-	subsMu sync.Mutex
-	subs   []chan<- Change
+	subsMu   sync.Mutex
+	subs     []*subscription
+	seq      uint64     // of the last published change; guarded by subsMu
+	progress *sync.Cond // on subsMu: a watcher marked changes done, or left
 
 	stop chan struct{}
 	done chan struct{}
@@ -110,6 +111,7 @@ func New(cfg Config) (*Engine, error) {
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
+	e.progress = sync.NewCond(&e.subsMu)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -291,6 +293,8 @@ type Change struct {
 	// Content: Ino's content, size or times changed in place, so cached pages and
 	// attributes are stale. (S3 writes never do this: they link new inodes.)
 	Content bool
+	// Seq orders changes: it grows by one with each change published.
+	Seq uint64
 }
 
 type originKey struct{}
@@ -299,37 +303,6 @@ type originKey struct{}
 // the changes they publish carry it as Change.Origin.
 func WithOrigin(ctx context.Context, origin string) context.Context {
 	return context.WithValue(ctx, originKey{}, origin)
-}
-
-// Subscribe returns a channel that receives changes made through any frontend, and a
-// function that ends the subscription (and closes the channel). A slow subscriber misses
-// changes rather than blocking the engine, so it must rely on timeouts as a fallback.
-func (e *Engine) Subscribe() (<-chan Change, func()) {
-	ch := make(chan Change, 1024)
-	e.subsMu.Lock()
-	e.subs = append(e.subs, ch)
-	e.subsMu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			e.subsMu.Lock()
-			defer e.subsMu.Unlock()
-			e.subs = slices.DeleteFunc(e.subs, func(s chan<- Change) bool { return s == ch })
-			close(ch)
-		})
-	}
-}
-
-func (e *Engine) publish(ctx context.Context, c Change) {
-	c.Origin, _ = ctx.Value(originKey{}).(string)
-	e.subsMu.Lock()
-	defer e.subsMu.Unlock()
-	for _, s := range e.subs {
-		select {
-		case s <- c:
-		default:
-		}
-	}
 }
 
 func validName(name string) error {

@@ -75,9 +75,10 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 	if err != nil {
 		return nil, fmt.Errorf("mounting at %s: %w", mountpoint, err)
 	}
-	changes, unsubscribe := engine.Subscribe()
-	go fsys.invalidate(changes)
-	go func() { server.Wait(); unsubscribe() }()
+	fsys.register(root)
+	watch := engine.Watch()
+	go fsys.invalidate(watch)
+	go func() { server.Wait(); watch.Close() }()
 	return server, nil
 }
 
@@ -89,20 +90,22 @@ const origin = "fuse"
 // through another frontend (S3), so the mount shows it at once rather than after the
 // entry/attr timeouts. It runs on its own goroutine: a notify sent from inside a FUSE
 // handler can deadlock with the kernel.
-func (fsys *filesystem) invalidate(changes <-chan fs.Change) {
-	for c := range changes {
-		if c.Origin == origin {
-			continue
-		}
-		if c.Name != "" {
-			if parent := fsys.node(c.Parent); parent != nil {
-				parent.NotifyEntry(c.Name)
+// Each change is marked done once the kernel has dropped what it cached, so that the
+// frontend that made it can wait for that (fs.Engine.Settle) before it answers.
+func (fsys *filesystem) invalidate(w *fs.Watcher) {
+	for c := range w.C {
+		if c.Origin != origin {
+			if c.Name != "" {
+				if parent := fsys.node(c.Parent); parent != nil {
+					parent.NotifyEntry(c.Name)
+				}
+			}
+			if n := fsys.node(c.Ino); n != nil {
+				// Offset 0, length 0: attributes and every cached page of the file.
+				n.NotifyContent(0, 0)
 			}
 		}
-		if n := fsys.node(c.Ino); n != nil {
-			// Offset 0, length 0: attributes and every cached page of the file.
-			n.NotifyContent(0, 0)
-		}
+		w.Done(c)
 	}
 }
 
@@ -130,13 +133,13 @@ type node struct {
 	forgotten atomic.Bool
 }
 
-// OnAdd tells the engine the kernel now references this inode: an inode unlinked while
-// the kernel still holds it (an open racing with a rename over it) must stay readable.
-func (n *node) OnAdd(ctx context.Context) {
-	n.fsys.engine.Reference(n.ino())
-	n.fsys.nodesMu.Lock()
-	n.fsys.nodes[n.ino()] = n
-	n.fsys.nodesMu.Unlock()
+// register records n as the node the kernel knows for its inode. It also tells the
+// engine the kernel references the inode: an inode unlinked while the kernel still
+// holds it (an open racing with a rename over it) must stay readable. Must hold
+// nodesMu, except for the root, before the mount serves.
+func (fsys *filesystem) register(n *node) {
+	fsys.nodes[n.ino()] = n
+	fsys.engine.Reference(n.ino())
 }
 
 // OnForget releases that reference, once per node.
@@ -160,7 +163,6 @@ func detach(ctx context.Context) context.Context {
 }
 
 var (
-	_ gofs.NodeOnAdder       = (*node)(nil)
 	_ gofs.NodeOnForgetter   = (*node)(nil)
 	_ gofs.NodeLookuper      = (*node)(nil)
 	_ gofs.NodeGetattrer     = (*node)(nil)
@@ -259,11 +261,25 @@ func fillAttr(a fs.Attr, out *gofuse.Attr) {
 	out.SetTimes(&a.Atime, &a.Mtime, &a.Ctime)
 }
 
-// child makes (or finds) the kernel-facing node for an engine inode.
+// child finds (or makes) the kernel-facing node for an engine inode. It hands go-fuse
+// the node it already has for the inode rather than a new one: go-fuse would keep its
+// known node and drop the new one without telling it, so a new one would be registered
+// (and referenced) while the kernel uses another. Invalidations would then go to a
+// node the kernel never heard of, and the reference would never be released.
 func (n *node) child(ctx context.Context, a fs.Attr, out *gofuse.EntryOut) *gofs.Inode {
 	fillAttr(a, &out.Attr)
 	out.Generation = a.Gen
-	return n.NewInode(ctx, &node{fsys: n.fsys}, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino, Gen: a.Gen})
+	id := gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino, Gen: a.Gen}
+	fsys := n.fsys
+	fsys.nodesMu.Lock()
+	defer fsys.nodesMu.Unlock()
+	if known := fsys.nodes[a.Ino]; known != nil && known.StableAttr() == id && !known.forgotten.Load() {
+		return n.NewInode(ctx, known, id)
+	}
+	fresh := &node{fsys: fsys}
+	inode := n.NewInode(ctx, fresh, id)
+	fsys.register(fresh)
+	return inode
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {

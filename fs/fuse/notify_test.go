@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,17 +62,15 @@ func mountEngine(t *testing.T) (*ssefs.Engine, string) {
 	return e, mp
 }
 
-// eventually waits for the kernel to have dropped its cache: the invalidation is sent
-// asynchronously, so the test waits for its effect, with a deadline far beyond what it
-// takes and far below the hour-long cache timeout that would otherwise hide the change.
-func eventually(t *testing.T, what string, ok func() bool) {
+// eventually waits for the kernel to have dropped its cache: the engine's Settle must
+// have waited for exactly that, so the state must show at once after it.
+func eventually(t *testing.T, e *ssefs.Engine, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: the mount still shows the cached state", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !e.Settle(context.Background(), 10*time.Second) {
+		t.Fatalf("%s: the mount did not act on the change within 10s", what)
+	}
+	if !ok() {
+		t.Fatalf("%s: the mount still shows the cached state after the invalidation", what)
 	}
 }
 
@@ -102,7 +101,7 @@ func TestChangesFromAnotherFrontendReachTheKernel(t *testing.T) {
 	if _, err := e.SetAttr(ctx, a.Ino, ssefs.SetAttrIn{Size: &size}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "truncate", func() bool {
+	eventually(t, e, "truncate", func() bool {
 		got, err := os.ReadFile(f)
 		return err == nil && string(got) == "hello"
 	})
@@ -111,7 +110,7 @@ func TestChangesFromAnotherFrontendReachTheKernel(t *testing.T) {
 	if err := e.Rename(ctx, bucket.Ino, "f", bucket.Ino, "g", 0); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "rename", func() bool {
+	eventually(t, e, "rename", func() bool {
 		_, err := os.Stat(f)
 		return errors.Is(err, fs.ErrNotExist)
 	})
@@ -123,8 +122,52 @@ func TestChangesFromAnotherFrontendReachTheKernel(t *testing.T) {
 	if err := e.Unlink(ctx, bucket.Ino, "g"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "unlink", func() bool {
+	eventually(t, e, "unlink", func() bool {
 		_, err := os.Stat(filepath.Join(mp, "bkt", "g"))
+		return errors.Is(err, fs.ErrNotExist)
+	})
+}
+
+// The kernel learns of a bucket's node through a directory listing (READDIRPLUS) and
+// lookups that go-fuse answers with the node it already has: the invalidation must go
+// to that node, not to one that go-fuse created and dropped.
+func TestInvalidationReachesNodesKnownThroughListings(t *testing.T) {
+	e, mp := mountEngine(t)
+	ctx := ssefs.WithOrigin(context.Background(), "s3")
+	if err := os.Mkdir(filepath.Join(mp, "bkt1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // each listing and stat offers go-fuse a node for bkt1 again
+		if _, err := os.ReadDir(mp); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(mp, "bkt1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := filepath.Join(mp, "bkt1", "f")
+	if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("stat before the put: %v", err)
+	}
+	if _, err := e.PutObject(ctx, "bkt1", "f", strings.NewReader("one"), ssefs.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, e, "put", func() bool {
+		got, err := os.ReadFile(f)
+		return err == nil && string(got) == "one"
+	})
+	if _, err := e.PutObject(ctx, "bkt1", "f", strings.NewReader("second"), ssefs.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, e, "overwrite", func() bool {
+		got, err := os.ReadFile(f)
+		return err == nil && string(got) == "second"
+	})
+	if err := e.DeleteObject(ctx, "bkt1", "f"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, e, "delete", func() bool {
+		_, err := os.Stat(f)
 		return errors.Is(err, fs.ErrNotExist)
 	})
 }

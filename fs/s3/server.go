@@ -39,6 +39,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/ssefs/ssefs/fs"
 	"github.com/ssefs/ssefs/fs/s3/sigv4"
@@ -111,10 +112,13 @@ type request struct {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// beforeHeader runs once, just before the status line goes out.
+	beforeHeader func()
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
+		w.runBeforeHeader()
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -122,10 +126,22 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
+		w.runBeforeHeader()
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(p)
 }
+
+func (w *statusWriter) runBeforeHeader() {
+	if f := w.beforeHeader; f != nil {
+		w.beforeHeader = nil
+		f()
+	}
+}
+
+// settleMax bounds how long an answer waits for the mount's caches to drop what a
+// request changed: past it, the mount's entry and attribute timeouts take over.
+const settleMax = 2 * time.Second
 
 func newRequestID() string {
 	var b [8]byte
@@ -170,6 +186,15 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	defer body.Close()
 	req.body = body
 	req.ctx = fs.WithOrigin(r.Context(), "s3")
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// A client that changed something and then looks through the mount must see
+		// the change: the answer waits until the mount's caches no longer hold the old.
+		w.beforeHeader = func() {
+			if !s.e.Settle(req.ctx, settleMax) {
+				s.log.Warn("s3: the mount's caches did not drop a change in time", "method", r.Method, "bucket", req.bucket, "key", req.key, "request", req.id)
+			}
+		}
+	}
 
 	if err := s.route(w, req); err != nil {
 		if w.status != 0 {
