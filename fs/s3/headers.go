@@ -251,9 +251,12 @@ func parseCopySource(v string) (bucket, key, versionID string, err error) {
 	return bucket, key, versionID, nil
 }
 
+// nullVersion is the version ID of every object: buckets are never versioned.
+const nullVersion = "null"
+
 // checkVersionID accepts only what an unversioned bucket has: no version, or "null".
 func checkVersionID(v string) error {
-	if v != "" && v != "null" {
+	if v != "" && v != nullVersion {
 		return errNoSuchVersion
 	}
 	return nil

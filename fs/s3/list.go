@@ -145,3 +145,42 @@ func (s *Server) listObjectsV2(w http.ResponseWriter, req *request, q url.Values
 	p.fill(&res, &page, q.Get("fetch-owner") == "true")
 	return writeXML(w, &res)
 }
+
+// listObjectVersions lists an unversioned bucket the way S3 does: each object once,
+// with version ID "null". A version-id-marker other than "null" (or empty) names a
+// version that cannot exist.
+func (s *Server) listObjectVersions(w http.ResponseWriter, req *request, q url.Values) error {
+	p, err := parseListParams(q)
+	if err != nil {
+		return err
+	}
+	keyMarker, vidMarker := q.Get("key-marker"), q.Get("version-id-marker")
+	switch {
+	case vidMarker != "" && keyMarker == "":
+		return errInvalidArgument("A version-id marker cannot be specified without a key marker.")
+	case vidMarker != "" && vidMarker != nullVersion:
+		return errInvalidArgument("Invalid version id specified")
+	}
+	page, err := s.list(req, p, keyMarker)
+	if err != nil {
+		return err
+	}
+	res := listVersionsResult{Xmlns: xmlns, Name: req.bucket, Prefix: p.enc(p.prefix),
+		KeyMarker: p.enc(keyMarker), VersionIdMarker: vidMarker, MaxKeys: p.maxKeys,
+		Delimiter: p.enc(p.delimiter), IsTruncated: page.Truncated}
+	if p.encode {
+		res.EncodingType = "url"
+	}
+	if page.Truncated {
+		res.NextKeyMarker = p.enc(page.Next)
+		res.NextVersionIdMarker = nullVersion
+	}
+	for _, o := range page.Objects {
+		res.Versions = append(res.Versions, versionEntry{Key: p.enc(o.Key), VersionId: nullVersion, IsLatest: true,
+			LastModified: isoTime(o.ModTime), ETag: quoteETag(o.ETag), Size: o.Size, Owner: theOwner, StorageClass: "STANDARD"})
+	}
+	for _, cp := range page.CommonPrefixes {
+		res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: p.enc(cp)})
+	}
+	return writeXML(w, &res)
+}

@@ -300,3 +300,61 @@ func TestMultipartSSEC(t *testing.T) {
 		t.Fatalf("wrong key: %v", err)
 	}
 }
+
+// An unversioned bucket lists each object as its one version, "null", as S3 does; mc
+// (ls --versions) and aws (list-object-versions) page through it with key markers.
+func TestListObjectVersions(t *testing.T) {
+	en := newEnv(t, true)
+	ctx := context.Background()
+	en.mkBucket(t, "ver")
+	all := []string{"a/1", "a/2", "b", "c d", "e"}
+	for _, k := range all {
+		en.put(t, "ver", k, []byte(k), minio.PutObjectOptions{})
+	}
+	var got []string
+	var keyMarker, vidMarker *string
+	for pages := 0; ; pages++ {
+		out, err := en.aws.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("ver"),
+			MaxKeys: aws.Int32(2), KeyMarker: keyMarker, VersionIdMarker: vidMarker})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.DeleteMarkers) != 0 {
+			t.Fatalf("delete markers in an unversioned bucket: %+v", out.DeleteMarkers)
+		}
+		for _, v := range out.Versions {
+			k := aws.ToString(v.Key)
+			if aws.ToString(v.VersionId) != "null" || !aws.ToBool(v.IsLatest) || aws.ToInt64(v.Size) != int64(len(k)) ||
+				aws.ToString(v.ETag) != `"`+md5hex([]byte(k))+`"` {
+				t.Errorf("version of %q: id %q latest %v size %d etag %s", k, aws.ToString(v.VersionId), aws.ToBool(v.IsLatest), aws.ToInt64(v.Size), aws.ToString(v.ETag))
+			}
+			got = append(got, k)
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		if pages > len(all) {
+			t.Fatal("listing does not end")
+		}
+		keyMarker, vidMarker = out.NextKeyMarker, out.NextVersionIdMarker
+	}
+	if !slices.Equal(got, all) {
+		t.Fatalf("versions %q, want %q", got, all)
+	}
+	// minio-go, as mc ls --versions uses it, with a delimiter.
+	var names []string
+	for o := range en.minio.ListObjects(ctx, "ver", minio.ListObjectsOptions{WithVersions: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		names = append(names, o.Key)
+	}
+	slices.Sort(names) // minio-go gives a page's common prefixes after its objects
+	if want := []string{"a/", "b", "c d", "e"}; !slices.Equal(names, want) {
+		t.Fatalf("minio-go versions listing %q, want %q", names, want)
+	}
+	if _, err := en.aws.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("ver"),
+		KeyMarker: aws.String("b"), VersionIdMarker: aws.String("3HL4kqtJlcpXroDTDmJ")}); err == nil {
+		t.Fatal("a version-id marker that cannot exist was accepted")
+	}
+}

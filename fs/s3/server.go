@@ -8,7 +8,7 @@
 // path-style.
 //
 // Calls answered 501 NotImplemented (kept here for the operator's notes):
-//   - ListObjectVersions (GET ?versions), PutBucketVersioning, GetObjectAttributes
+//   - PutBucketVersioning, GetObjectAttributes
 //   - PutBucketPolicy, PutBucketTagging, PutObjectTagging, PutBucketLifecycle,
 //     PutObjectLockConfiguration, PutObjectRetention, PutObjectLegalHold, GetObjectRetention,
 //     GetObjectLegalHold, PutBucketAcl, PutObjectAcl, PutBucketCors, PutBucketWebsite,
@@ -19,7 +19,8 @@
 //   - anything else this router does not know
 //
 // Calls answered without failing although the feature does not exist (clients make
-// them at startup): GetBucketVersioning (empty configuration), GetBucketPolicy
+// them at startup): GetBucketVersioning (empty configuration), ListObjectVersions (each
+// object as its only version, "null", as S3 lists an unversioned bucket), GetBucketPolicy
 // (NoSuchBucketPolicy), GetBucketTagging (NoSuchTagSet), GetObjectTagging (empty tag
 // set), GetObjectLockConfiguration (ObjectLockConfigurationNotFoundError),
 // GetBucketLifecycleConfiguration (NoSuchLifecycleConfiguration), GetBucketCors
@@ -347,6 +348,8 @@ func (s *Server) routeBucket(w http.ResponseWriter, req *request, q url.Values, 
 			return s.bucketErr(req, errNoSuchWebsite)
 		case has("replication"):
 			return s.bucketErr(req, errNoReplication)
+		case has("versions"):
+			return s.listObjectVersions(w, req, q)
 		case hasAny(q, unimplementedSub...) != "":
 			return errNotImplemented
 		case q.Get("list-type") == "2":

@@ -224,6 +224,36 @@ type listBucketResult struct {
 	CommonPrefixes        []commonPrefix
 }
 
+// listVersionsResult is ListObjectVersions' answer. Buckets are never versioned, so
+// every object is one version, "null", the latest, and there are no delete markers.
+type listVersionsResult struct {
+	XMLName             xml.Name `xml:"ListVersionsResult"`
+	Xmlns               string   `xml:"xmlns,attr"`
+	Name                string
+	Prefix              string
+	KeyMarker           string
+	VersionIdMarker     string
+	NextKeyMarker       string `xml:",omitempty"`
+	NextVersionIdMarker string `xml:",omitempty"`
+	MaxKeys             int
+	Delimiter           string `xml:",omitempty"`
+	EncodingType        string `xml:",omitempty"`
+	IsTruncated         bool
+	Versions            []versionEntry `xml:"Version"`
+	CommonPrefixes      []commonPrefix
+}
+
+type versionEntry struct {
+	Key          string
+	VersionId    string
+	IsLatest     bool
+	LastModified string
+	ETag         string
+	Size         int64
+	Owner        owner
+	StorageClass string
+}
+
 // ---- deleting many ----
 
 type deleteRequest struct {
