@@ -55,9 +55,10 @@ it_counts=""
 trap summary EXIT
 
 # --- system packages the tests call --------------------------------------------------------
-# The integration tests run rsync, tar, cp and mv (coreutils). ssefs mounts with mount(2)
-# itself as root, so no fusermount is needed.
-packages=(rsync tar coreutils)
+# The integration tests run rsync, tar, cp and mv (coreutils), and the S3 tests the real S3
+# clients awscli (/usr/bin/aws), s3cmd and curl. ssefs mounts with mount(2) itself as root, so
+# no fusermount is needed.
+packages=(rsync tar coreutils awscli s3cmd curl)
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg -s "$p" >/dev/null 2>&1; then
@@ -115,6 +116,32 @@ mv -f "$kes_cache/kes.tmp.$$" "$kes_cache/kes"
 export SSEFS_KES_BIN="$kes_cache/kes"
 passed_step "$kes_version"
 
+# --- MinIO client for the S3 tests -----------------------------------------------------------
+# integration/s3_test.go drives ssefs with MinIO's mc (not packaged by Debian). Pinned, built
+# from the Go module proxy into a cache directory keyed by the version (so a second run reuses
+# it), and handed to the tests in SSEFS_MC_BIN: Debian's "mc" is Midnight Commander.
+begin "install mc" "install the pinned MinIO client (mc)"
+mc_version=v0.0.0-20250313080218-cf909e1063a9
+mc_cache=$(go env GOCACHE)
+if [ -n "$mc_cache" ] && [ "${mc_cache#/}" != "$mc_cache" ]; then
+	mc_cache="$(dirname "$mc_cache")/ssefs-mc-$mc_version"
+else
+	mc_cache="${XDG_CACHE_HOME:-$HOME/.cache}/ssefs/mc-$mc_version"
+fi
+echo "mc $mc_version -> $mc_cache/mc"
+if [ ! -x "$mc_cache/mc" ]; then
+	mkdir -p "$mc_cache"
+	rm -rf "$mc_cache/bin.tmp.$$"
+	GOWORK=off CGO_ENABLED=0 GOFLAGS='-buildvcs=false' GOBIN="$mc_cache/bin.tmp.$$" \
+		go install "github.com/minio/mc@$mc_version"
+	mv -f "$mc_cache/bin.tmp.$$/mc" "$mc_cache/mc"
+	rmdir "$mc_cache/bin.tmp.$$"
+fi
+mc_said=$("$mc_cache/mc" --version) # also proves the cached binary runs
+echo "${mc_said%%$'\n'*}"
+export SSEFS_MC_BIN="$mc_cache/mc"
+passed_step "$mc_version"
+
 # --- unit tests -----------------------------------------------------------------------------
 # Every package of ./... except integration, which mounts a real FUSE filesystem for each test:
 # it runs once, below, with -race and -v (go vet above has already type-checked it).
@@ -129,6 +156,9 @@ passed_step
 
 # --- end-to-end tests -----------------------------------------------------------------------
 begin integration "go test -race -v ./integration/ (real FUSE mounts of a race-built ssefs)"
+# The S3 tests skip when a client is missing on a developer's machine; here every client was
+# installed above, so a missing one is a failure, not a skip.
+export SSEFS_REQUIRE_S3_CLIENTS=1
 it_args=(-race -count=1 -v -timeout "${SSEFS_IT_TIMEOUT:-45m}")
 if [ -n "${SSEFS_IT_RUN:-}" ]; then
 	it_args+=(-run "$SSEFS_IT_RUN")
