@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"golang.org/x/sys/unix"
 
 	"github.com/ssefs/ssefs/internal/kestest"
@@ -711,7 +712,12 @@ func TestKESSecureErasure(t *testing.T) {
 		return append(args[:3:3], append([]string{"--data-dir", cfg.DataDir}, args[3:]...)...)
 	}
 
-	m := StartMount(t, cfg)
+	// The S3 view of the same store must lock and unlock with the mount (403, not data).
+	creds := newS3Creds()
+	cfg.Args = append(cfg.Args, "--s3-address", "127.0.0.1:0")
+	cfg.Env = append(cfg.Env, "SSEFS_ROOT_USER="+creds.User, "SSEFS_ROOT_PASSWORD="+creds.Password)
+	m, ep := startS3Mount(t, cfg, creds)
+	s3c := ep.minio(t)
 	must(t, os.Mkdir(m.P("bucket-a"), 0o755), "mkdir bucket-a")
 	must(t, os.Mkdir(m.P("bucket-b"), 0o755), "mkdir bucket-b")
 	cliOK(t, cfg, admin("bucket", "encryption", "set", "--key", "erase-a", "bucket-a")...)
@@ -776,20 +782,34 @@ func TestKESSecureErasure(t *testing.T) {
 		}
 		_, err := preadUncached(held, len(heldWant))
 		last["held fd"] = err
-		return denied && errors.Is(err, syscall.EACCES)
+		denied = denied && errors.Is(err, syscall.EACCES)
+		_, err = s3Get(t, s3c, "bucket-a", "small")
+		if err == nil {
+			err = errors.New("S3 GET returned the content")
+		}
+		last["S3 GET bucket-a/small"] = err
+		return denied && minio.ToErrorResponse(err).StatusCode == 403
 	})
 	if bErr != nil {
 		t.Fatal(bErr)
 	}
 	if !allDenied {
 		for n, err := range last {
-			if !errors.Is(err, syscall.EACCES) {
+			if strings.HasPrefix(n, "S3 ") {
+				if minio.ToErrorResponse(err).StatusCode != 403 {
+					t.Errorf("%s after erase-a was deleted from KES: %v, want 403 AccessDenied", n, err)
+				}
+			} else if !errors.Is(err, syscall.EACCES) {
 				t.Errorf("%s after erase-a was deleted from KES %s ago (key-cache TTL %s): got %s, want EACCES", n, time.Since(deleted).Round(time.Millisecond), ttl, errnoName(err))
 			}
 		}
 		t.FailNow()
 	}
 	t.Logf("bucket-a unreadable %s after erase-a was deleted (TTL %s)", time.Since(deleted).Round(time.Millisecond), ttl)
+
+	_, err = s3Get(t, s3c, "bucket-a", "sub/other")
+	wantS3Error(t, err, "S3 GET bucket-a/sub/other while erase-a is deleted", 403, "AccessDenied")
+	assertS3Content(t, s3c, "bucket-b", "sub/keep", filesB["bucket-b/sub/keep"])
 
 	// Still denied a while later (no path around it), bucket-b still fine; a new file in
 	// bucket-a is refused, one in bucket-b is not; the metadata is all there.
@@ -833,6 +853,7 @@ func TestKESSecureErasure(t *testing.T) {
 		t.Fatalf("%s after erase-a was restored, bucket-a is still unreadable: %v", time.Since(restored).Round(time.Millisecond), last)
 	}
 	assertFiles(t, m.Dir, filesA, "after erase-a was restored")
+	assertS3Content(t, s3c, "bucket-a", "small", filesA["bucket-a/small"])
 	assertFiles(t, m.Dir, filesB, "after erase-a was restored")
 	got, err = preadUncached(held, len(heldWant))
 	if err != nil {
