@@ -2,9 +2,20 @@ package integration
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"math/big"
 	mrand "math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +27,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
 	"golang.org/x/sys/unix"
 )
 
@@ -791,4 +804,99 @@ func TestS3Auth(t *testing.T) {
 	}
 	assertContent(t, m.P(bucket, "secret.bin"), secret)
 	m.Stop(t)
+}
+
+// TestS3ServeTLS serves S3 over https (--s3-cert, --s3-key) and uses SSE-C through it:
+// the customer key is required on every read, a wrong one is refused, and plain http to
+// the TLS port gets no S3 answer.
+func TestS3ServeTLS(t *testing.T) {
+	creds := newS3Creds()
+	cfg := newConfig(t)
+	cfg.Bucket = ""
+	cfg.Env = append(cfg.Env, "SSEFS_ROOT_USER="+creds.User, "SSEFS_ROOT_PASSWORD="+creds.Password)
+	certFile, keyFile, pool := selfSignedLoopbackCert(t)
+	srv := StartServe(t, cfg, creds, "--s3-cert", certFile, "--s3-key", keyFile)
+	if !strings.HasPrefix(srv.S3.URL, "https://") {
+		t.Fatalf("listening line names %s, want https:// with --s3-cert", srv.S3.URL)
+	}
+	c, err := minio.New(srv.S3.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(creds.User, creds.Password, ""),
+		Secure:       true,
+		Transport:    &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		Region:       "us-east-1",
+		BucketLookup: minio.BucketLookupPath,
+		MaxRetries:   1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := s3ctx(t)
+	must(t, c.MakeBucket(ctx, "secure", minio.MakeBucketOptions{}), "make bucket over https")
+	data := randBytes(rng(t), ChunkSize+77)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	ssec, err := encrypt.NewSSEC(key)
+	must(t, err, "SSE-C key")
+	if _, err := c.PutObject(ctx, "secure", "c.bin", bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{ServerSideEncryption: ssec}); err != nil {
+		t.Fatalf("SSE-C put over https: %v", err)
+	}
+	obj, err := c.GetObject(ctx, "secure", "c.bin", minio.GetObjectOptions{ServerSideEncryption: ssec})
+	must(t, err, "SSE-C get")
+	got, err := io.ReadAll(obj)
+	obj.Close()
+	must(t, err, "SSE-C read")
+	assertBytes(t, "SSE-C object over https", got, data)
+	info, err := c.StatObject(ctx, "secure", "c.bin", minio.StatObjectOptions{ServerSideEncryption: ssec})
+	must(t, err, "SSE-C stat")
+	if info.Metadata.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != "AES256" {
+		t.Errorf("SSE-C head-object headers: %v", info.Metadata)
+	}
+	_, err = c.StatObject(ctx, "secure", "c.bin", minio.StatObjectOptions{})
+	if minio.ToErrorResponse(err).StatusCode != 400 {
+		t.Errorf("stat of an SSE-C object without its key: %v, want 400", err)
+	}
+	other := make([]byte, 32)
+	other[0] = 1
+	wrong, _ := encrypt.NewSSEC(other)
+	_, err = c.StatObject(ctx, "secure", "c.bin", minio.StatObjectOptions{ServerSideEncryption: wrong})
+	if minio.ToErrorResponse(err).StatusCode != 403 {
+		t.Errorf("stat of an SSE-C object with a wrong key: %v, want 403", err)
+	}
+	if code, body := rawRequest(t, "GET", "http://"+srv.S3.Host+"/secure/c.bin", nil); code == 200 || bytes.Contains([]byte(body), data[:16]) {
+		t.Errorf("plain http to the TLS port: %d %q", code, body)
+	}
+	srv.Stop(t)
+}
+
+// selfSignedLoopbackCert writes a certificate for 127.0.0.1 and its key (0600) and returns
+// their paths and a pool that trusts the certificate.
+func selfSignedLoopbackCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err, "generate key")
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "ssefs test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	must(t, err, "create certificate")
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	must(t, err, "marshal key")
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeFile(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600)
+	cert, err := x509.ParseCertificate(der)
+	must(t, err, "parse certificate")
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }
