@@ -73,3 +73,20 @@ type wrapped struct {
 
 func (w *wrapped) Error() string   { return w.kind.Error() + ": " + w.cause.Error() }
 func (w *wrapped) Unwrap() []error { return []error{w.kind, w.cause} }
+
+// The SSE types and the key errors a frontend tells apart, as the engine passes them
+// on. They are the keys package's own values (errors.Is matches either), re-exported
+// so that frontends depend on the engine alone, never on the key layer.
+const (
+	SSES3  = keys.SSES3
+	SSEKMS = keys.SSEKMS
+	SSEC   = keys.SSEC
+)
+
+var (
+	ErrClientKeyRequired = keys.ErrClientKeyRequired // an SSE-C object read without its key
+	ErrClientKeyMismatch = keys.ErrClientKeyMismatch // ... or with another key
+	ErrKeyNotFound       = keys.ErrKeyNotFound       // the KMS has no such key (deleted: secure erasure)
+	ErrKeyDisabled       = keys.ErrKeyDisabled
+	ErrKeyForbidden      = keys.ErrForbidden // the KMS policy does not allow the key
+)

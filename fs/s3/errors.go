@@ -8,7 +8,6 @@ import (
 
 	"github.com/ssefs/ssefs/fs"
 	"github.com/ssefs/ssefs/fs/s3/sigv4"
-	"github.com/ssefs/ssefs/keys"
 )
 
 // apiError is an S3 error as the client sees it. Handlers return their own as
@@ -86,16 +85,16 @@ func toAPIError(err error, key string) *apiError {
 		return newErr("EntityTooSmall", http.StatusBadRequest, "Your proposed upload is smaller than the minimum allowed object size.")
 	case errors.Is(err, fs.ErrNotSSEC):
 		return errInvalidRequest("The encryption parameters are not applicable to this object.")
-	case errors.Is(err, keys.ErrClientKeyRequired):
+	case errors.Is(err, fs.ErrClientKeyRequired):
 		return errInvalidRequest("The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.")
-	case errors.Is(err, keys.ErrClientKeyMismatch):
+	case errors.Is(err, fs.ErrClientKeyMismatch):
 		return newErr("AccessDenied", http.StatusForbidden, "Access Denied: the SSE-C key does not match the key the object was encrypted with.")
-	case errors.Is(err, keys.ErrKeyNotFound):
+	case errors.Is(err, fs.ErrKeyNotFound):
 		// A key that is gone reads like a disabled one: secure erasure is a 403.
 		return newErr("AccessDenied", http.StatusForbidden, "Access Denied: the KMS key does not exist.")
-	case errors.Is(err, keys.ErrKeyDisabled):
+	case errors.Is(err, fs.ErrKeyDisabled):
 		return newErr("AccessDenied", http.StatusForbidden, "Access Denied: the KMS key is disabled.")
-	case errors.Is(err, keys.ErrForbidden):
+	case errors.Is(err, fs.ErrKeyForbidden):
 		return newErr("AccessDenied", http.StatusForbidden, "Access Denied: prohibited by KMS policy.")
 	case errors.Is(err, fs.ErrAccess), errors.Is(err, fs.ErrPermission):
 		return newErr("AccessDenied", http.StatusForbidden, "Access Denied.")

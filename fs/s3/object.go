@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/ssefs/ssefs/fs"
-	"github.com/ssefs/ssefs/keys"
 )
 
 // sizedBody returns the request body for an object or part write: its size must be
@@ -222,7 +221,7 @@ func (s *Server) noContentIfObject(w http.ResponseWriter, req *request) error {
 // isSSECError tells that an object exists but needs its SSE-C key to be read: enough
 // for calls that only ask whether it exists.
 func isSSECError(err error) bool {
-	return errors.Is(err, keys.ErrClientKeyRequired) || errors.Is(err, keys.ErrClientKeyMismatch)
+	return errors.Is(err, fs.ErrClientKeyRequired) || errors.Is(err, fs.ErrClientKeyMismatch)
 }
 
 // ---- DeleteObjects ----

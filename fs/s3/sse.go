@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/ssefs/ssefs/fs"
-	"github.com/ssefs/ssefs/keys"
 )
 
 // Encryption request headers, as AWS and MinIO define them.
@@ -105,7 +104,7 @@ func (s *Server) parsePutSSE(r *http.Request) (fs.SSE, error) {
 		if mode != "" || keyID != "" || ctxHdr != "" {
 			return fs.SSE{}, errInvalidArgument("Server Side Encryption with Customer provided key is incompatible with the encryption method specified.")
 		}
-		return fs.SSE{Type: keys.SSEC, ClientKey: clientKey}, nil
+		return fs.SSE{Type: fs.SSEC, ClientKey: clientKey}, nil
 	}
 	switch mode {
 	case "":
@@ -117,7 +116,7 @@ func (s *Server) parsePutSSE(r *http.Request) (fs.SSE, error) {
 		if keyID != "" || ctxHdr != "" {
 			return fs.SSE{}, errInvalidArgument("A KMS key ID or context is only valid with x-amz-server-side-encryption: aws:kms.")
 		}
-		return fs.SSE{Type: keys.SSES3}, nil
+		return fs.SSE{Type: fs.SSES3}, nil
 	case sseKMS:
 		// The context is checked but not bound: the engine binds every data key to
 		// {"bucket": B} itself and keeps no caller-supplied context, so an extra one
@@ -128,7 +127,7 @@ func (s *Server) parsePutSSE(r *http.Request) (fs.SSE, error) {
 				return fs.SSE{}, err
 			}
 		}
-		return fs.SSE{Type: keys.SSEKMS, KeyName: strings.TrimPrefix(keyID, kmsARNPrefix)}, nil
+		return fs.SSE{Type: fs.SSEKMS, KeyName: strings.TrimPrefix(keyID, kmsARNPrefix)}, nil
 	}
 	return fs.SSE{}, errInvalidArgument("The encryption method specified is not supported: x-amz-server-side-encryption must be AES256 or aws:kms.")
 }
@@ -154,14 +153,14 @@ func checkSSEContext(v string) error {
 // on input), so a client that echoes it gets the same key.
 func setSSEHeaders(h http.Header, sseType, keyName string, clientKeyMD5 [16]byte) {
 	switch sseType {
-	case keys.SSES3:
+	case fs.SSES3:
 		h.Set(hdrSSE, sseAES256)
-	case keys.SSEKMS:
+	case fs.SSEKMS:
 		h.Set(hdrSSE, sseKMS)
 		if keyName != "" {
 			h.Set(hdrSSEKMSKeyID, kmsARNPrefix+keyName)
 		}
-	case keys.SSEC:
+	case fs.SSEC:
 		h.Set(hdrSSECAlgorithm, sseAES256)
 		h.Set(hdrSSECKeyMD5, base64.StdEncoding.EncodeToString(clientKeyMD5[:]))
 	}
