@@ -378,6 +378,19 @@ func (e *S3Endpoint) mc(t testing.TB) *client {
 	return c
 }
 
+// rclone returns rclone with the remote "ssefs:" configured through its environment
+// (provider Minio, path-style, v4 signatures) and no config file of the host's.
+func (e *S3Endpoint) rclone(t testing.TB) *client {
+	t.Helper()
+	bin := requireClient(t, "rclone", "/usr/bin/rclone")
+	env := clientEnv(t, "RCLONE_CONFIG="+filepath.Join(t.TempDir(), "rclone.conf"),
+		"RCLONE_CONFIG_SSEFS_TYPE=s3", "RCLONE_CONFIG_SSEFS_PROVIDER=Minio",
+		"RCLONE_CONFIG_SSEFS_ACCESS_KEY_ID="+e.Creds.User, "RCLONE_CONFIG_SSEFS_SECRET_ACCESS_KEY="+e.Creds.Password,
+		"RCLONE_CONFIG_SSEFS_ENDPOINT="+e.URL, "RCLONE_CONFIG_SSEFS_REGION=us-east-1",
+		"RCLONE_CONFIG_SSEFS_FORCE_PATH_STYLE=true")
+	return &client{t: t, bin: bin, env: env, pre: []string{"--retries", "1", "--low-level-retries", "1"}, name: "rclone"}
+}
+
 // curl returns curl; it never gets credentials (presigned URLs carry their own, and the
 // anonymous checks must have none).
 func curlClient(t testing.TB) *client {
