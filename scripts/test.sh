@@ -56,8 +56,8 @@ trap summary EXIT
 
 # --- system packages the tests call --------------------------------------------------------
 # The integration tests run rsync, tar, cp and mv (coreutils), and the S3 tests the real S3
-# clients awscli (/usr/bin/aws), s3cmd, rclone and curl. ssefs mounts with mount(2) itself as root, so
-# no fusermount is needed.
+# clients awscli (/usr/bin/aws), s3cmd, rclone and curl. ssefs mounts with mount(2) itself as
+# root, so no fusermount is needed.
 packages=(rsync tar coreutils awscli s3cmd rclone curl)
 missing=()
 for p in "${packages[@]}"; do
