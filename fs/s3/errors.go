@@ -151,16 +151,7 @@ type errorResponse struct {
 
 // writeError answers a request with err. HEAD responses carry no body.
 func (s *Server) writeError(w http.ResponseWriter, req *request, err error) {
-	ae := toAPIError(err, req.key)
-	switch {
-	case ae.Status >= 500:
-		// The log line names the object, as the design wants for corrupt data.
-		s.log.Error("s3: request failed", "method", req.r.Method, "bucket", req.bucket, "key", req.key,
-			"request", req.id, "code", ae.Code, "err", err)
-	default:
-		s.log.Debug("s3: request refused", "method", req.r.Method, "bucket", req.bucket, "key", req.key,
-			"request", req.id, "code", ae.Code, "err", err)
-	}
+	ae := s.logError(req, err)
 	h := w.Header()
 	if ae.Status == http.StatusNotModified {
 		w.WriteHeader(ae.Status)
@@ -173,15 +164,36 @@ func (s *Server) writeError(w http.ResponseWriter, req *request, err error) {
 		w.WriteHeader(ae.Status)
 		return
 	}
-	body, _ := xml.Marshal(errorResponse{
-		Code: ae.Code, Message: ae.Message, Key: req.key, BucketName: req.bucket,
-		Resource: req.r.URL.Path, RequestID: req.id, HostID: h.Get("x-amz-id-2"),
-	})
 	h.Set("Content-Type", "application/xml")
 	h.Del("Content-Length")
 	h.Del("ETag")
 	h.Del("Last-Modified")
 	w.WriteHeader(ae.Status)
 	w.Write([]byte(xml.Header))
-	w.Write(body)
+	w.Write(errorBody(ae, req, h))
+}
+
+// errorBody is the S3 error document for ae.
+func errorBody(ae *apiError, req *request, h http.Header) []byte {
+	body, _ := xml.Marshal(errorResponse{
+		Code: ae.Code, Message: ae.Message, Key: req.key, BucketName: req.bucket,
+		Resource: req.r.URL.Path, RequestID: req.id, HostID: h.Get("x-amz-id-2"),
+	})
+	return body
+}
+
+// logError maps err and logs it: server faults as errors (naming the object, as the
+// design wants for corrupt data), refusals at debug level.
+func (s *Server) logError(req *request, err error) *apiError {
+	ae := toAPIError(err, req.key)
+	switch {
+	case ae.Status >= 500:
+		// The log line names the object, as the design wants for corrupt data.
+		s.log.Error("s3: request failed", "method", req.r.Method, "bucket", req.bucket, "key", req.key,
+			"request", req.id, "code", ae.Code, "err", err)
+	default:
+		s.log.Debug("s3: request refused", "method", req.r.Method, "bucket", req.bucket, "key", req.key,
+			"request", req.id, "code", ae.Code, "err", err)
+	}
+	return ae
 }

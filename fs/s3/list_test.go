@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -357,4 +358,15 @@ func TestListObjectVersions(t *testing.T) {
 		KeyMarker: aws.String("b"), VersionIdMarker: aws.String("3HL4kqtJlcpXroDTDmJ")}); err == nil {
 		t.Fatal("a version-id marker that cannot exist was accepted")
 	}
+}
+
+// TestMultipartKeptAlive runs the multipart test with every Complete answered the slow
+// way: status and whitespace first, then the result or the error in the body. The AWS
+// SDK must see the same outcomes, errors included, as when the answer comes at once.
+func TestMultipartKeptAlive(t *testing.T) {
+	after, every := completeKeepAliveAfter, completeKeepAliveEvery
+	completeKeepAliveAfter, completeKeepAliveEvery = 0, time.Millisecond
+	t.Cleanup(func() { completeKeepAliveAfter, completeKeepAliveEvery = after, every })
+	TestMultipart(t)
+	TestMultipartSSEC(t)
 }

@@ -1,10 +1,13 @@
 package s3
 
 import (
+	"encoding/xml"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ssefs/ssefs/fs"
 )
@@ -146,17 +149,85 @@ func (s *Server) completeUpload(w http.ResponseWriter, req *request, q url.Value
 	if err != nil {
 		return err
 	}
-	if _, err := s.uploadOf(req, id); err != nil {
-		return err
-	}
-	info, err := s.e.CompleteUpload(req.ctx, id, parts, fs.PartOptions{ClientKey: clientKey})
+	upload, err := s.uploadOf(req, id)
 	if err != nil {
 		return err
 	}
-	setSSEHeaders(w.Header(), info.SSEType, info.KeyName, info.ClientKeyMD5)
+	type completed struct {
+		info fs.ObjectInfo
+		err  error
+	}
+	done := make(chan completed, 1)
+	go func() {
+		info, err := s.e.CompleteUpload(req.ctx, id, parts, fs.PartOptions{ClientKey: clientKey})
+		done <- completed{info, err}
+	}()
 	loc := "/" + req.bucket + "/" + (&url.URL{Path: req.key}).EscapedPath()
-	return writeXML(w, &completeMultipartUploadResult{Xmlns: xmlns, Location: loc, Bucket: req.bucket,
-		Key: req.key, ETag: quoteETag(info.ETag)})
+	result := func(info fs.ObjectInfo) *completeMultipartUploadResult {
+		return &completeMultipartUploadResult{Xmlns: xmlns, Location: loc, Bucket: req.bucket,
+			Key: req.key, ETag: quoteETag(info.ETag)}
+	}
+	if completeKeepAliveAfter > 0 {
+		timer := time.NewTimer(completeKeepAliveAfter)
+		select {
+		case c := <-done:
+			timer.Stop()
+			if c.err != nil {
+				return c.err
+			}
+			setSSEHeaders(w.Header(), c.info.SSEType, c.info.KeyName, c.info.ClientKeyMD5)
+			return writeXML(w, result(c.info))
+		case <-timer.C:
+		}
+	}
+
+	// Completing takes long (the engine re-encrypts the parts: seconds per GiB), longer
+	// than clients wait for a first byte. As S3 and MinIO do, the status goes out now and
+	// whitespace keeps the connection alive; the outcome, an error included, is the body
+	// (the AWS SDKs, botocore and minio-go all look for an <Error> in a 200 answer here).
+	h := w.Header()
+	setSSEHeaders(h, upload.SSEType, upload.KeyName, upload.ClientKeyMD5)
+	h.Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusOK)
+	w.Write([]byte(xml.Header))
+	flush(w)
+	tick := time.NewTicker(completeKeepAliveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case c := <-done:
+			if !s.e.Settle(req.ctx, settleMax) {
+				s.log.Warn("s3: the mount's caches did not drop a change in time", "method", req.r.Method, "bucket", req.bucket, "key", req.key, "request", req.id)
+			}
+			if c.err != nil {
+				w.Write(errorBody(s.logError(req, c.err), req, h))
+				return nil
+			}
+			body, err := xml.Marshal(result(c.info))
+			if err != nil {
+				return fmt.Errorf("encoding the response: %w", err)
+			}
+			w.Write(body)
+			return nil
+		case <-tick.C:
+			if _, err := w.Write([]byte(" ")); err != nil {
+				// The client is gone; the upload completes or fails on its own.
+				return nil
+			}
+			flush(w)
+		}
+	}
+}
+
+// How long CompleteMultipartUpload runs before its answer starts (0: it starts at once),
+// and then how often a space is sent to keep the client waiting.
+var (
+	completeKeepAliveAfter = 10 * time.Second
+	completeKeepAliveEvery = 10 * time.Second
+)
+
+func flush(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).Flush() // an error is the client gone: the next write says so
 }
 
 func (s *Server) abortUpload(w http.ResponseWriter, req *request, q url.Values) error {
