@@ -142,16 +142,26 @@ func (fsys *filesystem) register(n *node) {
 	fsys.engine.Reference(n.ino())
 }
 
-// OnForget releases that reference, once per node.
+// OnForget releases that reference, once per node. go-fuse calls it after it dropped
+// the node from its tables, outside its locks: a lookup racing with it may have handed
+// the node to the kernel again (child reuses registered nodes), and go-fuse also calls
+// it spuriously when children move. Either way the node is in use, so only a node that
+// go-fuse still counts as forgotten is released.
 func (n *node) OnForget() {
-	if n.forgotten.CompareAndSwap(false, true) {
-		n.fsys.nodesMu.Lock()
-		if n.fsys.nodes[n.ino()] == n {
-			delete(n.fsys.nodes, n.ino())
-		}
-		n.fsys.nodesMu.Unlock()
-		n.fsys.engine.Forget(n.ino())
+	fsys := n.fsys
+	fsys.nodesMu.Lock()
+	if n.forgotten.Load() || !n.Forgotten() { // Forgotten is go-fuse's own view, under its lock
+		fsys.nodesMu.Unlock()
+		return
 	}
+	n.forgotten.Store(true)
+	if fsys.nodes[n.ino()] == n {
+		delete(fsys.nodes, n.ino())
+	}
+	fsys.nodesMu.Unlock()
+	// Outside nodesMu: forgetting the last reference of an unlinked file deletes it, which
+	// must not hold up lookups.
+	fsys.engine.Forget(n.ino())
 }
 
 // detach keeps a request's work from being cancelled when the kernel interrupts it: the
