@@ -8,12 +8,14 @@ import (
 )
 
 // The cache holds both kinds of entry in one map: a DEK to seal new files with (per
-// key and bucket) and DEKs already unsealed (per key, bucket and sealed DEK).
+// key and bucket) and DEKs already unsealed (per key, bucket, user context and sealed
+// DEK). Data keys bound to a user context are per object and never seal entries.
 type cacheKey struct {
 	unseal bool
 	name   string
 	bucket string
 	sum    [32]byte // sha256 of the sealed DEK; zero for seal entries
+	ctxSum [32]byte // sha256 of the canonical user context; zero for none
 }
 
 type cacheEntry struct {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"errors"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -697,7 +699,13 @@ func sampleSealedKeys(t testing.TB) []SealedKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []SealedKey{a, c, {}, {SSEType: "x", Bucket: string(make([]byte, 300))}}
+	x, err := s.SealWithContext(context.Background(), SSEKMS, "other-key", "my-bucket",
+		Context{"purpose": "test", "": "empty key", "z": "", "ünï": "cödé"}, NewFileID(), NewOEK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []SealedKey{a, c, x, {}, {SSEType: "x", Bucket: string(make([]byte, 300))},
+		{Context: Context{"k": string(make([]byte, 200))}}}
 }
 
 func TestSealedKeyMarshal(t *testing.T) {
@@ -736,10 +744,28 @@ func TestSealedKeyMarshal(t *testing.T) {
 		if err := back.UnmarshalBinary(append(bytes.Clone(b), 0)); err == nil {
 			t.Fatal("trailing byte accepted")
 		}
-		bad := bytes.Clone(b)
-		bad[0] = 3
-		if err := back.UnmarshalBinary(bad); err == nil {
-			t.Fatal("version 3 accepted")
+		// Unknown versions are refused, and so is a version that claims a context the
+		// bytes do not hold (or denies one they do).
+		for _, v := range []byte{0, 4, 0xff} {
+			bad := bytes.Clone(b)
+			bad[0] = v
+			if err := back.UnmarshalBinary(bad); err == nil {
+				t.Fatalf("version %d accepted", v)
+			}
+		}
+		relabelled := bytes.Clone(b)
+		relabelled[0] ^= sealedKeyVersion2 ^ sealedKeyVersion3
+		if err := back.UnmarshalBinary(relabelled); err == nil {
+			t.Fatalf("version %d record relabelled %d accepted", b[0], relabelled[0])
+		}
+		if len(k.Context) > 0 {
+			if b[0] != sealedKeyVersion3 {
+				t.Fatalf("record with a context written as version %d", b[0])
+			}
+			continue // version 1 had no context
+		}
+		if b[0] != sealedKeyVersion2 {
+			t.Fatalf("record without a context written as version %d", b[0])
 		}
 		// A version-1 record is the same without SealedAt, and still reads.
 		v1 := append([]byte{sealedKeyVersion1}, b[1:len(b)-8]...)
@@ -794,6 +820,15 @@ func FuzzUnmarshalSealedKey(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{sealedKeyVersion1})
 	f.Add([]byte{sealedKeyVersion1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	// A version-1 record (what earlier releases wrote) and a version-3 one whose context
+	// field is cut, empty, or claims more pairs than it holds.
+	if b, err := (&SealedKey{SSEType: SSES3}).MarshalBinary(); err == nil {
+		f.Add(append([]byte{sealedKeyVersion1}, b[1:len(b)-8]...))
+		v3 := append([]byte{sealedKeyVersion3}, b[1:]...)
+		f.Add(append(bytes.Clone(v3), 1, 0))
+		f.Add(append(bytes.Clone(v3), 3, 5, 1, 'a'))
+		f.Add(append(bytes.Clone(v3), 5, 1, 1, 'a', 1, 'b'))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var k SealedKey
 		if err := k.UnmarshalBinary(b); err != nil {
@@ -803,8 +838,313 @@ func FuzzUnmarshalSealedKey(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded record does not marshal: %v", err)
 		}
-		if !bytes.Equal(again, b) {
+		want := b
+		if b[0] == sealedKeyVersion1 {
+			// Version 1 is read, never written: it comes back as version 2 with a zero
+			// SealedAt.
+			want = append(append([]byte{sealedKeyVersion2}, b[1:]...), make([]byte, 8)...)
+		}
+		if !bytes.Equal(again, want) {
 			t.Fatalf("re-marshal differs:\n in  %x\n out %x", b, again)
 		}
 	})
+}
+
+// recordingKMS remembers the context of every call, to check what the Sealer asks for.
+type recordingKMS struct {
+	KMS
+	mu                   sync.Mutex
+	generated, decrypted []Context
+}
+
+func (r *recordingKMS) GenerateKey(ctx context.Context, name string, kctx Context) (DEK, error) {
+	r.mu.Lock()
+	r.generated = append(r.generated, kctx)
+	r.mu.Unlock()
+	return r.KMS.GenerateKey(ctx, name, kctx)
+}
+
+func (r *recordingKMS) Decrypt(ctx context.Context, name string, ct []byte, kctx Context) ([]byte, error) {
+	r.mu.Lock()
+	r.decrypted = append(r.decrypted, kctx)
+	r.mu.Unlock()
+	return r.KMS.Decrypt(ctx, name, ct, kctx)
+}
+
+// contextBlindKMS ignores the context, as a Vault transit key created without
+// derived=true does: the record's own binding must still catch an altered context.
+type contextBlindKMS struct{ KMS }
+
+func (c contextBlindKMS) GenerateKey(ctx context.Context, name string, _ Context) (DEK, error) {
+	return c.KMS.GenerateKey(ctx, name, nil)
+}
+
+func (c contextBlindKMS) Decrypt(ctx context.Context, name string, ct []byte, _ Context) ([]byte, error) {
+	return c.KMS.Decrypt(ctx, name, ct, nil)
+}
+
+func TestSealWithContext(t *testing.T) {
+	ctx := context.Background()
+	rec := &recordingKMS{KMS: testKMS(t)}
+	kms := &countingKMS{KMS: rec}
+	s, _ := newTestSealer(kms, time.Minute)
+	user := Context{"purpose": "invoices", "tenant": "42"}
+	fileID, oek := NewFileID(), NewOEK()
+	k, err := s.SealWithContext(ctx, SSEKMS, "other-key", "bucket", user, fileID, oek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(k.Context, user) || k.KeyName != "other-key" || k.Bucket != "bucket" {
+		t.Fatalf("sealed key %+v", k)
+	}
+	user["tenant"] = "changed after the seal"
+	if k.Context["tenant"] != "42" {
+		t.Fatal("the record aliases the caller's context map")
+	}
+	want := Context{"bucket": "bucket", "purpose": "invoices", "tenant": "42"}
+	if len(rec.generated) != 1 || !reflect.DeepEqual(rec.generated[0], want) {
+		t.Fatalf("GenerateKey contexts %v, want [%v]", rec.generated, want)
+	}
+
+	// A context-bound DEK is the object's own: every seal asks the KMS, none fills or
+	// takes the shared sealing cache, and a plain seal afterwards still asks for its own.
+	k2, err := s.SealWithContext(ctx, SSEKMS, "other-key", "bucket", Context{"purpose": "invoices", "tenant": "42"}, NewFileID(), NewOEK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(k.SealedDEK, k2.SealedDEK) || kms.generates.Load() != 2 {
+		t.Fatalf("two context seals shared a DEK (%d GenerateKey calls)", kms.generates.Load())
+	}
+	if len(s.entries) != 0 {
+		t.Fatalf("context seals cached %d entries", len(s.entries))
+	}
+	plain, err := s.Seal(ctx, SSEKMS, "other-key", "bucket", NewFileID(), NewOEK())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(plain.SealedDEK, k.SealedDEK) || kms.generates.Load() != 3 {
+		t.Fatal("a plain seal used a context-bound DEK")
+	}
+	if got := rec.generated[2]; !reflect.DeepEqual(got, Context{"bucket": "bucket"}) {
+		t.Fatalf("plain seal context %v", got)
+	}
+
+	// Through the stored form; the KMS gets the same merged context back, and a second
+	// read is served from the unseal cache.
+	b, err := k.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back SealedKey
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back.Context, k.Context) {
+		t.Fatalf("stored context %v, want %v", back.Context, k.Context)
+	}
+	for range 2 {
+		if got, err := s.Unseal(ctx, back, fileID); err != nil || got != oek {
+			t.Fatalf("Unseal: %v", err)
+		}
+	}
+	if len(rec.decrypted) != 1 || !reflect.DeepEqual(rec.decrypted[0], want) {
+		t.Fatalf("Decrypt contexts %v, want [%v]", rec.decrypted, want)
+	}
+	// The cached DEK is filed under its context: only the same context finds it.
+	ck := cacheKey{unseal: true, name: "other-key", bucket: "bucket", sum: sha256.Sum256(k.SealedDEK)}
+	if _, ok := s.entries[ck]; ok {
+		t.Fatal("context-bound DEK cached without its context")
+	}
+	if ck.ctxSum = contextSum(k.Context); ck.ctxSum == ([32]byte{}) {
+		t.Fatal("contextSum of a context is zero")
+	}
+	if _, ok := s.entries[ck]; !ok {
+		t.Fatal("context-bound DEK not cached under its context")
+	}
+}
+
+func TestContextTampered(t *testing.T) {
+	ctx := context.Background()
+	base := testKMS(t)
+	fileID, oek := NewFileID(), NewOEK()
+	for _, kms := range []KMS{base, contextBlindKMS{base}} {
+		sealer, _ := newTestSealer(kms, time.Minute)
+		k, err := sealer.SealWithContext(ctx, SSEKMS, "", "bucket", Context{"a": "1", "b": "2"}, fileID, oek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Warm the unseal cache: a hit must not stand in for the context check.
+		if got, err := sealer.Unseal(ctx, k, fileID); err != nil || got != oek {
+			t.Fatalf("%T: Unseal: %v", kms, err)
+		}
+		with := func(c Context) SealedKey { r := k; r.Context = c; return r }
+		cases := []struct {
+			desc string
+			k    SealedKey
+		}{
+			{"value changed", with(Context{"a": "1", "b": "3"})},
+			{"key renamed", with(Context{"a": "1", "c": "2"})},
+			{"pair added", with(Context{"a": "1", "b": "2", "c": "3"})},
+			{"pair removed", with(Context{"a": "1"})},
+			{"context removed", with(nil)},
+			{"bucket pair added", with(Context{"a": "1", "b": "2", "bucket": "bucket"})},
+		}
+		// A context added to a record sealed without one fails too.
+		plain, err := sealer.Seal(ctx, SSEKMS, "", "bucket", fileID, oek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain.Context = Context{"a": "1"}
+		cases = append(cases, struct {
+			desc string
+			k    SealedKey
+		}{"context added", plain})
+		fresh, _ := newTestSealer(kms, 0)
+		for _, u := range []*Sealer{sealer, fresh} {
+			for _, tc := range cases {
+				// Through the stored form, as Badger would hand it back.
+				b, err := tc.k.MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var stored SealedKey
+				if err := stored.UnmarshalBinary(b); err != nil {
+					t.Fatal(err)
+				}
+				got, err := u.Unseal(ctx, stored, fileID)
+				if !errors.Is(err, ErrDecrypt) || got != ([32]byte{}) {
+					t.Errorf("%T, %s: %v, want ErrDecrypt", kms, tc.desc, err)
+				}
+			}
+		}
+	}
+}
+
+// The context bytes in a stored record, altered in place, must not unseal.
+func TestContextTamperedBytes(t *testing.T) {
+	ctx := context.Background()
+	kms := testKMS(t)
+	s, _ := newTestSealer(kms, time.Minute)
+	fileID, oek := NewFileID(), NewOEK()
+	k, err := s.SealWithContext(ctx, SSEKMS, "", "bucket", Context{"purpose": "pay"}, fileID, oek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := k.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.LastIndex(b, []byte("pay"))
+	if i < 0 {
+		t.Fatal("context value not in the record")
+	}
+	b[i] = 'd' // "day": same length, still canonical
+	var stored SealedKey
+	if err := stored.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Context["purpose"] != "day" {
+		t.Fatalf("context %v", stored.Context)
+	}
+	for _, u := range []*Sealer{s, NewSealer(kms, "default-key", 0)} {
+		if _, err := u.Unseal(ctx, stored, fileID); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("altered context bytes: %v, want ErrDecrypt", err)
+		}
+	}
+}
+
+func TestSealWithContextRejects(t *testing.T) {
+	ctx := context.Background()
+	kms := &countingKMS{KMS: testKMS(t)}
+	s, _ := newTestSealer(kms, time.Minute)
+	for _, tc := range []struct {
+		desc string
+		typ  string
+		c    Context
+	}{
+		{"SSE-S3 with a context", SSES3, Context{"a": "b"}},
+		{"SSE-C with a context", SSEC, Context{"a": "b"}},
+		{"reserved key", SSEKMS, Context{"bucket": "other", "a": "b"}},
+		{"invalid UTF-8 key", SSEKMS, Context{"\xff": "b"}},
+		{"invalid UTF-8 value", SSEKMS, Context{"a": "\xc3"}},
+		{"too large", SSEKMS, Context{"a": string(make([]byte, maxSealedKeyField))}},
+	} {
+		_, err := s.SealWithContext(ctx, tc.typ, "", "b", tc.c, NewFileID(), NewOEK())
+		if err == nil {
+			t.Errorf("%s: sealed", tc.desc)
+		} else if tc.typ != SSEC && !errors.Is(err, ErrInvalidContext) {
+			t.Errorf("%s: %v, want ErrInvalidContext", tc.desc, err)
+		}
+	}
+	if n := kms.generates.Load(); n != 0 {
+		t.Fatalf("refused seals made %d GenerateKey calls", n)
+	}
+	if err := ValidateContext(Context{"bucket": "x"}); !errors.Is(err, ErrInvalidContext) || !strings.Contains(err.Error(), `"bucket" is reserved`) {
+		t.Fatalf("reserved key: %v", err)
+	}
+	// An empty context is no context: a version-2 record, the shared cache.
+	k, err := s.SealWithContext(ctx, SSEKMS, "", "b", Context{}, NewFileID(), NewOEK())
+	if err != nil || k.Context != nil {
+		t.Fatalf("empty context: %+v, %v", k.Context, err)
+	}
+	if b, _ := k.MarshalBinary(); b[0] != sealedKeyVersion2 {
+		t.Fatalf("empty context written as version %d", b[0])
+	}
+
+	// Records that claim a context on a type that cannot have one.
+	fileID, oek, clientKey := NewFileID(), NewOEK(), NewOEK()
+	s3, err := s.Seal(ctx, SSES3, "", "b", fileID, oek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3.Context = Context{"a": "b"}
+	if _, err := s.Unseal(ctx, s3, fileID); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("SSE-S3 record with a context: %v, want ErrDecrypt", err)
+	}
+	c, err := s.SealWithClientKey("b", fileID, clientKey, oek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Context = Context{"a": "b"}
+	if _, err := s.UnsealWithClientKey(c, fileID, clientKey); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("SSE-C record with a context: %v, want ErrDecrypt", err)
+	}
+}
+
+// Version 3's context field must be canonical: the one encoding Marshal writes.
+func TestSealedKeyContextCanonical(t *testing.T) {
+	prefix, err := (&SealedKey{SSEType: SSEKMS}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix[0] = sealedKeyVersion3
+	field := func(body ...byte) []byte {
+		return append(append(bytes.Clone(prefix), byte(len(body))), body...)
+	}
+	good := field(2, 1, 'a', 1, '1', 1, 'b', 0)
+	var k SealedKey
+	if err := k.UnmarshalBinary(good); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(k.Context, Context{"a": "1", "b": ""}) {
+		t.Fatalf("context %v", k.Context)
+	}
+	if again, _ := k.MarshalBinary(); !bytes.Equal(again, good) {
+		t.Fatalf("re-marshal differs:\n in  %x\n out %x", good, again)
+	}
+	for desc, b := range map[string][]byte{
+		"no pairs":              field(0),
+		"empty field":           field(),
+		"keys out of order":     field(2, 1, 'b', 0, 1, 'a', 0),
+		"key repeated":          field(2, 1, 'a', 0, 1, 'a', 1, '1'),
+		"non-minimal count":     field(0x81, 0x00, 1, 'a', 0),
+		"non-minimal length":    field(1, 0x81, 0x00, 'a', 0),
+		"count beyond the data": field(3, 1, 'a', 0),
+		"pair cut":              field(1, 1, 'a'),
+		"trailing in field":     field(1, 1, 'a', 0, 0),
+	} {
+		if err := k.UnmarshalBinary(b); err == nil {
+			t.Errorf("%s: accepted", desc)
+		}
+	}
 }
