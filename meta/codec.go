@@ -120,15 +120,23 @@ type reader struct {
 }
 
 func newReader(kind string, b []byte) *reader {
+	r, _ := newReaderUpTo(kind, b, codecV1)
+	return r
+}
+
+// newReaderUpTo is newReader for a value with layouts codecV1..latest; it returns the
+// one b has.
+func newReaderUpTo(kind string, b []byte, latest byte) (*reader, byte) {
 	r := &reader{kind: kind, b: b}
 	if len(b) == 0 {
 		r.fail("empty")
-	} else if b[0] != codecV1 {
+		return r, 0
+	} else if b[0] < codecV1 || b[0] > latest {
 		r.fail(fmt.Sprintf("unknown codec version %d", b[0]))
-	} else {
-		r.b = b[1:]
+		return r, 0
 	}
-	return r
+	r.b = b[1:]
+	return r, b[0]
 }
 
 func (r *reader) fail(why string) {
@@ -508,11 +516,23 @@ func decodeObject(b []byte) (Object, error) {
 	return o, nil
 }
 
-// encodeUpload leaves out the ID (the key carries it). User metadata is encoded in
-// strictly increasing name order, and decoding insists on it, so the encoding stays
-// canonical.
+// uploadCodecV2 is an upload with a KMS encryption context: the version 1 layout, then
+// the context as a pair count (at least 1) and its pairs, in strictly increasing key
+// order. An upload without a context is still written as version 1, byte for byte what
+// earlier releases wrote, so uploads in progress across an upgrade (or a downgrade,
+// without contexts) keep working; a version byte rather than an optional trailing
+// field, so that a record cut right before the context does not pass for one without.
+const uploadCodecV2 byte = 2
+
+// encodeUpload leaves out the ID (the key carries it). User metadata and the KMS
+// context are encoded in strictly increasing name order, and decoding insists on it,
+// so the encoding stays canonical.
 func encodeUpload(u *Upload) []byte {
-	b := []byte{codecV1}
+	version := codecV1
+	if len(u.KMSContext) > 0 {
+		version = uploadCodecV2
+	}
+	b := []byte{version}
 	b = binary.AppendUvarint(b, uint64(u.Bucket))
 	b = appendString(b, u.Key)
 	b = appendVarint(b, u.Initiated)
@@ -523,21 +543,57 @@ func encodeUpload(u *Upload) []byte {
 	b = binary.AppendUvarint(b, uint64(u.Uid))
 	b = binary.AppendUvarint(b, uint64(u.Gid))
 	b = appendSystemMeta(b, &u.System)
-	names := make([]string, 0, len(u.UserMeta))
-	for k := range u.UserMeta {
+	b = appendStringMap(b, u.UserMeta)
+	if version == uploadCodecV2 {
+		b = appendStringMap(b, u.KMSContext)
+	}
+	return b
+}
+
+// appendStringMap writes a count and the pairs in strictly increasing key order.
+func appendStringMap(b []byte, m map[string]string) []byte {
+	names := make([]string, 0, len(m))
+	for k := range m {
 		names = append(names, k)
 	}
 	sortStrings(names)
 	b = binary.AppendUvarint(b, uint64(len(names)))
 	for _, k := range names {
 		b = appendString(b, k)
-		b = appendString(b, u.UserMeta[k])
+		b = appendString(b, m[k])
 	}
 	return b
 }
 
+// stringMap reads what appendStringMap wrote; an empty map reads as nil.
+func (r *reader) stringMap(what string) map[string]string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) { // every pair takes at least two bytes
+		r.fail(what + " count out of range")
+	}
+	var m map[string]string
+	prev := ""
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		k := string(r.lenBytes())
+		v := string(r.lenBytes())
+		if r.err != nil {
+			break
+		}
+		if i > 0 && k <= prev {
+			r.fail(what + " names not strictly increasing")
+			break
+		}
+		if m == nil {
+			m = make(map[string]string, n)
+		}
+		m[k] = v
+		prev = k
+	}
+	return m
+}
+
 func decodeUpload(id UploadID, b []byte) (Upload, error) {
-	r := newReader("upload", b)
+	r, version := newReaderUpTo("upload", b, uploadCodecV2)
 	u := Upload{ID: id}
 	u.Bucket = Ino(r.uvarint())
 	u.Key = string(r.lenBytes())
@@ -549,26 +605,12 @@ func decodeUpload(id UploadID, b []byte) (Upload, error) {
 	u.Uid = r.u32()
 	u.Gid = r.u32()
 	u.System = r.systemMeta()
-	n := r.uvarint()
-	if n > uint64(len(r.b)) { // every pair takes at least two bytes
-		r.fail("user metadata count out of range")
-	}
-	prev := ""
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		k := string(r.lenBytes())
-		v := string(r.lenBytes())
-		if r.err != nil {
-			break
+	u.UserMeta = r.stringMap("user metadata")
+	if version == uploadCodecV2 {
+		u.KMSContext = r.stringMap("KMS context")
+		if r.err == nil && len(u.KMSContext) == 0 {
+			r.fail("empty KMS context (written as version 1)")
 		}
-		if i > 0 && k <= prev {
-			r.fail("user metadata names not strictly increasing")
-			break
-		}
-		if u.UserMeta == nil {
-			u.UserMeta = make(map[string]string, n)
-		}
-		u.UserMeta[k] = v
-		prev = k
 	}
 	if err := r.done(); err != nil {
 		return Upload{}, err

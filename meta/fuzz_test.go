@@ -182,3 +182,25 @@ func FuzzChunkKey(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeUpload(f *testing.F) {
+	seedValues(f)
+	for _, u := range sampleUploads() {
+		b := encodeUpload(&u)
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, err := decodeUpload(UploadID{7}, b)
+		checkDecodeErr(t, err)
+		if err != nil {
+			return
+		}
+		if u.ID != (UploadID{7}) {
+			t.Fatalf("ID %x, want the key's", u.ID)
+		}
+		if re := encodeUpload(&u); !bytes.Equal(re, b) {
+			t.Fatalf("re-encoding differs:\n in %x\nout %x", b, re)
+		}
+	})
+}

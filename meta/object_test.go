@@ -26,7 +26,8 @@ func sampleUploads() []Upload {
 		{},
 		{ID: UploadID{1, 2, 3}, Bucket: 7, Key: "a/b/c.txt", Initiated: 1700000000123456789, SSEType: "SSE-KMS",
 			KeyName: "my-key", Mode: 0o100644, Uid: 1000, Gid: 1000, System: SystemMeta{ContentType: "x/y"},
-			UserMeta: map[string]string{"b": "2", "a": "1", "": "empty name", "zz": ""}},
+			UserMeta:   map[string]string{"b": "2", "a": "1", "": "empty name", "zz": ""},
+			KMSContext: map[string]string{"purpose": "test", "": "", "ünï": "cödé"}},
 		{ID: UploadID{0xff}, Bucket: math.MaxUint64, Key: strings.Repeat("k", 1024), Initiated: math.MinInt64,
 			SSEType: "SSE-C", ClientKeyMD5: [16]byte{9, 15: 9}, Mode: math.MaxUint32, Uid: math.MaxUint32, Gid: math.MaxUint32},
 	}
@@ -61,6 +62,9 @@ func TestUploadRoundTrip(t *testing.T) {
 		got, err := decodeUpload(u.ID, encodeUpload(&u))
 		if len(u.UserMeta) == 0 {
 			u.UserMeta = nil // the empty map and nil encode alike
+		}
+		if len(u.KMSContext) == 0 {
+			u.KMSContext = nil
 		}
 		return err == nil && reflect.DeepEqual(got, u)
 	}
@@ -100,6 +104,44 @@ func TestUploadUserMetaMustBeSorted(t *testing.T) {
 	copy(enc[i:], []byte{1, 'b', 1, '2', 1, 'a', 1, '1'})
 	if _, err := decodeUpload(UploadID{}, enc); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("unsorted user metadata accepted: %v", err)
+	}
+}
+
+// An upload record as the codec before KMS contexts wrote it (version 1) must still
+// decode, and an upload without a context must still be written exactly so.
+func TestUploadCodecVersion1(t *testing.T) {
+	u := Upload{ID: UploadID{1}, Bucket: 7, Key: "a/b", Initiated: 5, SSEType: "SSE-KMS", KeyName: "k",
+		Mode: 0o644, Uid: 1, Gid: 2, System: SystemMeta{ContentType: "x/y"}, UserMeta: map[string]string{"m": "v"}}
+	golden := []byte{1, 7, 3, 'a', '/', 'b', 10, 7, 'S', 'S', 'E', '-', 'K', 'M', 'S', 1, 'k',
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // ClientKeyMD5
+		0xa4, 0x03, 1, 2, 3, 'x', '/', 'y', 0, 0, 0, 0, 0, 1, 1, 'm', 1, 'v'}
+	if enc := encodeUpload(&u); !bytes.Equal(enc, golden) {
+		t.Fatalf("upload without a context:\n got  %x\n want %x", enc, golden)
+	}
+	got, err := decodeUpload(u.ID, golden)
+	if err != nil || !reflect.DeepEqual(got, u) {
+		t.Fatalf("version 1 record: %+v, %v", got, err)
+	}
+
+	u.KMSContext = map[string]string{"b": "2", "a": "1"}
+	enc := encodeUpload(&u)
+	want := append(append([]byte{uploadCodecV2}, golden[1:]...), 2, 1, 'a', 1, '1', 1, 'b', 1, '2')
+	if !bytes.Equal(enc, want) {
+		t.Fatalf("upload with a context:\n got  %x\n want %x", enc, want)
+	}
+	if got, err := decodeUpload(u.ID, enc); err != nil || !reflect.DeepEqual(got, u) {
+		t.Fatalf("version 2 record: %+v, %v", got, err)
+	}
+	for desc, b := range map[string][]byte{
+		"version 2 without a context":     append([]byte{uploadCodecV2}, golden[1:]...),
+		"version 2 with an empty context": append(append([]byte{uploadCodecV2}, golden[1:]...), 0),
+		"version 1 with a context":        append([]byte{codecV1}, enc[1:]...),
+		"context keys out of order":       append(append([]byte{uploadCodecV2}, golden[1:]...), 2, 1, 'b', 0, 1, 'a', 0),
+		"unknown version 3":               append([]byte{3}, enc[1:]...),
+	} {
+		if _, err := decodeUpload(u.ID, b); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", desc, err)
+		}
 	}
 }
 

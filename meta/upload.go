@@ -24,6 +24,9 @@ type Upload struct {
 	Mode, Uid, Gid uint32
 	System         SystemMeta
 	UserMeta       map[string]string
+	// KMSContext is the user's encryption context (SSE-KMS only) the parts and the
+	// final object are sealed with; nil if none.
+	KMSContext map[string]string
 }
 
 // Part is one uploaded part: an unlinked inode that holds the part's (encrypted)
