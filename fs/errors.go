@@ -52,6 +52,8 @@ func classify(err error) error {
 		errors.Is(err, keys.ErrForbidden), errors.Is(err, keys.ErrIdentityRejected),
 		errors.Is(err, keys.ErrClientKeyRequired), errors.Is(err, keys.ErrClientKeyMismatch):
 		return &wrapped{ErrAccess, err}
+	case errors.Is(err, keys.ErrInvalidContext):
+		return &wrapped{ErrInvalid, err}
 	case errors.Is(err, keys.ErrDecrypt):
 		return &wrapped{ErrCorrupt, err}
 	case errors.Is(err, keys.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):

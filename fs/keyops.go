@@ -350,7 +350,10 @@ func (r *rotation) reseal(ctx context.Context, c rotateCandidate) ([]byte, error
 	if r.opt.ToKey != "" && r.opt.ToKey != keyName {
 		keyName, sseType = r.opt.ToKey, keys.SSEKMS
 	}
-	sk, err := r.fork.Seal(ctx, sseType, keyName, c.sk.Bucket, c.fileID, oek)
+	// The user's encryption context stays with the file: S3 clients read it back, and
+	// whoever audits the KMS sees it on every later unseal. (Contexts are SSE-KMS only,
+	// and rotation never turns an SSE-KMS file into anything else.)
+	sk, err := r.fork.SealWithContext(ctx, sseType, keyName, c.sk.Bucket, c.sk.Context, c.fileID, oek)
 	if err != nil {
 		return nil, classify(fmt.Errorf("inode %d: sealing under %q: %w", c.ino, keyName, err))
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -307,4 +308,49 @@ func TestOpenFileLosesDeletedKey(t *testing.T) {
 	if _, err := h.ReadAt(ctx, buf, 0); err != nil || string(buf) != "secret" {
 		t.Fatalf("after restoring the key: %q, %v", buf, err)
 	}
+}
+
+// Rotation re-seals under a new data key or a new external key, and the file's
+// encryption context goes with it.
+func TestRotateKeysKeepsContext(t *testing.T) {
+	env, _, _ := newRingEnv(t)
+	ctx := context.Background()
+	want := map[string]string{"purpose": "ledger"}
+	data := randBytes(10000)
+	info := put(t, env.e, "bucket", "ctx", data, PutOptions{SSE: SSE{Type: keys.SSEKMS, KeyName: "k1", Context: maps.Clone(want)}})
+	plain := put(t, env.e, "bucket", "plain", data, PutOptions{SSE: SSE{Type: keys.SSEKMS, KeyName: "k1"}})
+	before := sealedKeyOf(t, env, info.Ino)
+
+	check := func(stage, key string) {
+		t.Helper()
+		sk := sealedKeyOf(t, env, info.Ino)
+		if sk.KeyName != key || !maps.Equal(sk.Context, want) || sk.SSEType != keys.SSEKMS {
+			t.Fatalf("%s: record %s %q context %v", stage, sk.SSEType, sk.KeyName, sk.Context)
+		}
+		if ei := keyOf(t, env.e, info.Ino); !maps.Equal(ei.KMSContext, want) {
+			t.Fatalf("%s: Encryption context %v", stage, ei.KMSContext)
+		}
+		got, st := get(t, env.e, "bucket", "ctx", GetOptions{})
+		if !bytes.Equal(got, data) || !maps.Equal(st.KMSContext, want) {
+			t.Fatalf("%s: context %v, content equal %v", stage, st.KMSContext, bytes.Equal(got, data))
+		}
+		if sk := sealedKeyOf(t, env, plain.Ino); sk.Context != nil || sk.KeyName != key {
+			t.Fatalf("%s: plain file now %q with context %v", stage, sk.KeyName, sk.Context)
+		}
+	}
+	// New data keys, same external key.
+	if p, err := env.e.RotateKeys(ctx, RotateOptions{Bucket: "bucket"}); err != nil || p.Done != 2 {
+		t.Fatalf("rotation: %+v, %v", p, err)
+	}
+	env.reopen()
+	check("new data key", "k1")
+	if now := sealedKeyOf(t, env, info.Ino); bytes.Equal(now.SealedDEK, before.SealedDEK) {
+		t.Fatal("rotation kept the data key")
+	}
+	// Another external key.
+	if p, err := env.e.RotateKeys(ctx, RotateOptions{FromKey: "k1", ToKey: "k2"}); err != nil || p.Done != 2 {
+		t.Fatalf("rotation to k2: %+v, %v", p, err)
+	}
+	env.reopen()
+	check("new key", "k2")
 }

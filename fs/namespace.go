@@ -953,7 +953,10 @@ type EncryptionInfo struct {
 	Algorithm string
 	Cipher    string
 	Bucket    string
-	ChunkSize uint32
+	// KMSContext is the user's encryption context an SSE-KMS file was sealed with; nil
+	// if none.
+	KMSContext map[string]string
+	ChunkSize  uint32
 	// For `ssefs stat`:
 	SealedAt    time.Time // when the object key was last sealed (created or rotated); zero if unknown
 	Chunks      uint64    // stored chunk objects
@@ -991,7 +994,7 @@ func (e *Engine) Encryption(ctx context.Context, ino Ino) (EncryptionInfo, error
 	}
 	keyName := sk.KeyName
 	info := EncryptionInfo{SSEType: sk.SSEType, KeyName: keyName, Algorithm: sk.Algorithm,
-		Cipher: cipherName, Bucket: sk.Bucket, ChunkSize: in.ChunkSize, Chunks: chunks, StoredBytes: stored}
+		Cipher: cipherName, Bucket: sk.Bucket, KMSContext: sk.Context, ChunkSize: in.ChunkSize, Chunks: chunks, StoredBytes: stored}
 	if sk.SealedAt != 0 {
 		info.SealedAt = time.Unix(0, sk.SealedAt)
 	}

@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"syscall"
 	"time"
@@ -66,7 +67,17 @@ type SSE struct {
 	KeyName string
 	// ClientKey is the customer's key for SSE-C (and only for SSE-C).
 	ClientKey *[32]byte
+	// Context is the user's encryption context (S3 x-amz-server-side-encryption-context)
+	// for SSE-KMS, and only for SSE-KMS (ErrInvalid otherwise). The object's data key is
+	// bound to it and to the bucket, and the record keeps it (ObjectInfo.KMSContext). The
+	// key ReservedContextKey is ssefs's own and refused (ErrInvalid), as are keys or
+	// values that are not UTF-8.
+	Context map[string]string
 }
+
+// ReservedContextKey is the encryption-context key the engine binds every data key to
+// (its value is the bucket): a user context may not use it.
+const ReservedContextKey = keys.ReservedContextKey
 
 // PutOptions are the settings of a new object.
 type PutOptions struct {
@@ -113,8 +124,10 @@ type ObjectInfo struct {
 	SSEType      string
 	KeyName      string
 	ClientKeyMD5 [16]byte
-	Mode         uint32
-	Uid, Gid     uint32
+	// KMSContext is the user's encryption context of an SSE-KMS object; nil if none.
+	KMSContext map[string]string
+	Mode       uint32
+	Uid, Gid   uint32
 }
 
 // ValidObjectKey refuses a key that cannot be a path: empty, longer than 1024 bytes,
@@ -222,8 +235,9 @@ func isMarkerDir(tx *meta.Tx, ino meta.Ino) (bool, error) {
 // sealSpec is a resolved SSE choice.
 type sealSpec struct {
 	sseType   string
-	keyName   string    // SSE-S3 / SSE-KMS: the external key
-	clientKey *[32]byte // SSE-C
+	keyName   string       // SSE-S3 / SSE-KMS: the external key
+	clientKey *[32]byte    // SSE-C
+	kmsCtx    keys.Context // SSE-KMS: the user's context, nil if none
 }
 
 // resolveSSE turns what a request asked for into the key that seals: the named key,
@@ -231,6 +245,16 @@ type sealSpec struct {
 func (e *Engine) resolveSSE(bucket meta.Ino, s SSE) (sealSpec, error) {
 	if s.ClientKey != nil && s.Type != keys.SSEC {
 		return sealSpec{}, fmt.Errorf("an SSE-C key with SSE type %q: %w", s.Type, ErrInvalid)
+	}
+	if len(s.Context) > 0 {
+		// Only an explicit SSE-KMS takes a context: S3 has it so, and a bucket default
+		// that is not SSE-KMS would otherwise drop it silently.
+		if s.Type != keys.SSEKMS {
+			return sealSpec{}, fmt.Errorf("an encryption context with SSE type %q (only %s takes one): %w", s.Type, keys.SSEKMS, ErrInvalid)
+		}
+		if err := keys.ValidateContext(s.Context); err != nil {
+			return sealSpec{}, fmt.Errorf("encryption context: %w: %w", err, ErrInvalid)
+		}
 	}
 	var defaultKey string
 	if s.Type == "" || s.Type == keys.SSEKMS && s.KeyName == "" {
@@ -261,6 +285,10 @@ func (e *Engine) resolveSSE(bucket meta.Ino, s SSE) (sealSpec, error) {
 		if spec.keyName == "" {
 			spec.keyName = defaultKey
 		}
+		if len(s.Context) > 0 {
+			// A copy: the caller may reuse its map while the object is written.
+			spec.kmsCtx = maps.Clone(keys.Context(s.Context))
+		}
 	case keys.SSEC:
 		if s.ClientKey == nil {
 			return sealSpec{}, fmt.Errorf("SSE-C without a key: %w", ErrInvalid)
@@ -287,7 +315,7 @@ func (e *Engine) sealFor(ctx context.Context, spec sealSpec, bucketName string, 
 	if spec.sseType == keys.SSEC {
 		sk, err = e.sealer.SealWithClientKey(bucketName, fileID, *spec.clientKey, oek)
 	} else {
-		sk, err = e.sealer.Seal(ctx, spec.sseType, spec.keyName, bucketName, fileID, oek)
+		sk, err = e.sealer.SealWithContext(ctx, spec.sseType, spec.keyName, bucketName, spec.kmsCtx, fileID, oek)
 	}
 	if err != nil {
 		return oek, sk, nil, classify(fmt.Errorf("sealing the key of a new object in bucket %q (%s %q): %w", bucketName, spec.sseType, spec.keyName, err))
@@ -798,7 +826,7 @@ func (e *Engine) infoFromHandle(req linkReq, key string, spec sealSpec) ObjectIn
 		Bucket: req.bucketName, Key: key, Ino: uint64(in.Ino), Size: int64(in.Size),
 		ModTime: time.Unix(0, in.Mtime), ETag: req.rec.ETag, ETagIsMD5: !strings.Contains(req.rec.ETag, "-"),
 		System: req.rec.System, UserMeta: req.userMeta, SSEType: spec.sseType, KeyName: spec.keyName,
-		Mode: in.Mode, Uid: in.Uid, Gid: in.Gid,
+		KMSContext: maps.Clone(spec.kmsCtx), Mode: in.Mode, Uid: in.Uid, Gid: in.Gid,
 	}
 	if of.sseC != nil {
 		info.KeyName, info.ClientKeyMD5 = "", *of.sseC
@@ -911,6 +939,7 @@ func (e *Engine) fullInfo(tx *meta.Tx, bucket, key string, in meta.Inode, of *op
 		return info, nil, fmt.Errorf("sealed key of inode %d: %w: %v", in.Ino, ErrCorrupt, err)
 	}
 	info.SSEType, info.KeyName, info.ClientKeyMD5 = sk.SSEType, sk.KeyName, sk.ClientKeyMD5
+	info.KMSContext = sk.Context
 	return info, &sk, nil
 }
 

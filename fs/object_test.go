@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -970,5 +971,153 @@ func TestRandomPutDeleteListMatchesModel(t *testing.T) {
 	}
 	if n := countObjects(t, env); n != 0 {
 		t.Fatalf("%d chunk objects left", n)
+	}
+}
+
+// sealedKeyOf reads an inode's sealed-key record straight from the metadata store.
+func sealedKeyOf(t *testing.T, env *testEnv, ino Ino) keys.SealedKey {
+	t.Helper()
+	var sk keys.SealedKey
+	err := env.db.View(func(tx *meta.Tx) error {
+		b, err := tx.SealedKey(meta.Ino(ino))
+		if err != nil {
+			return err
+		}
+		return sk.UnmarshalBinary(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sk
+}
+
+func TestSSEKMSContext(t *testing.T) {
+	env := newTestEnv(t, testChunk, 0)
+	e, ctx := env.e, context.Background()
+	data := randBytes(2*testChunk + 7)
+	userCtx := map[string]string{"purpose": "invoices", "tenant": "42"}
+	want := maps.Clone(userCtx)
+	info := put(t, e, "bucket", "a/ctx", data, PutOptions{SSE: SSE{Type: keys.SSEKMS, Context: userCtx}})
+	userCtx["tenant"] = "changed by the caller afterwards"
+	if info.SSEType != keys.SSEKMS || !maps.Equal(info.KMSContext, want) {
+		t.Fatalf("put: %s %v", info.SSEType, info.KMSContext)
+	}
+	st, err := e.StatObject(ctx, "bucket", "a/ctx", GetOptions{})
+	if err != nil || !maps.Equal(st.KMSContext, want) || st.KeyName != "test-key" {
+		t.Fatalf("stat: %+v, %v", st, err)
+	}
+	got, gi := get(t, e, "bucket", "a/ctx", GetOptions{})
+	if !bytes.Equal(got, data) || !maps.Equal(gi.KMSContext, want) {
+		t.Fatalf("get: context %v, content equal %v", gi.KMSContext, bytes.Equal(got, data))
+	}
+	if ei, err := e.Encryption(ctx, info.Ino); err != nil || !maps.Equal(ei.KMSContext, want) {
+		t.Fatalf("Encryption: %+v, %v", ei, err)
+	}
+	// The stored record carries the context itself (not the bucket pair).
+	if sk := sealedKeyOf(t, env, info.Ino); !maps.Equal(sk.Context, want) || sk.Bucket != "bucket" {
+		t.Fatalf("stored record: context %v bucket %q", sk.Context, sk.Bucket)
+	}
+	// Objects without a context show none.
+	plain := put(t, e, "bucket", "plain", data, PutOptions{SSE: SSE{Type: keys.SSEKMS}})
+	if st, _ := e.StatObject(ctx, "bucket", "plain", GetOptions{}); plain.KMSContext != nil || st.KMSContext != nil {
+		t.Fatalf("plain object has context %v / %v", plain.KMSContext, st.KMSContext)
+	}
+
+	// Copy: the destination is sealed with the context the request gives, none if none.
+	cp, err := e.CopyObject(ctx, "bucket", "a/ctx", "bucket", "copy", CopyOptions{
+		Dest: PutOptions{SSE: SSE{Type: keys.SSEKMS, Context: map[string]string{"copy": "yes"}}}})
+	if err != nil || !maps.Equal(cp.KMSContext, map[string]string{"copy": "yes"}) {
+		t.Fatalf("copy: %v, %v", cp.KMSContext, err)
+	}
+	if got, gi := get(t, e, "bucket", "copy", GetOptions{}); !bytes.Equal(got, data) || gi.KMSContext["copy"] != "yes" {
+		t.Fatalf("copy reads back with context %v", gi.KMSContext)
+	}
+	if cp, err := e.CopyObject(ctx, "bucket", "a/ctx", "bucket", "copy2", CopyOptions{}); err != nil || cp.KMSContext != nil {
+		t.Fatalf("copy without a context: %v, %v", cp.KMSContext, err)
+	}
+
+	// Refused, storing nothing: a context on anything but SSE-KMS, or naming the
+	// engine's own key.
+	before := countObjects(t, env)
+	var ck [32]byte
+	for desc, sse := range map[string]SSE{
+		"SSE-S3":          {Type: keys.SSES3, Context: map[string]string{"a": "b"}},
+		"bucket default":  {Context: map[string]string{"a": "b"}},
+		"SSE-C":           {Type: keys.SSEC, ClientKey: &ck, Context: map[string]string{"a": "b"}},
+		"reserved key":    {Type: keys.SSEKMS, Context: map[string]string{ReservedContextKey: "other-bucket"}},
+		"not UTF-8":       {Type: keys.SSEKMS, Context: map[string]string{"a": "\xff"}},
+		"multipart S3":    {Type: keys.SSES3, Context: map[string]string{"a": "b"}},
+		"multipart bkt":   {Type: keys.SSEKMS, Context: map[string]string{"bucket": "x"}},
+		"copy dest S3":    {Type: keys.SSES3, Context: map[string]string{"a": "b"}},
+		"copy dest bkt":   {Type: keys.SSEKMS, Context: map[string]string{"bucket": "x"}},
+		"empty is no ctx": {Type: keys.SSES3, Context: map[string]string{}},
+	} {
+		var err error
+		switch {
+		case strings.HasPrefix(desc, "multipart"):
+			_, err = e.CreateUpload(ctx, "bucket", "refused", PutOptions{SSE: sse})
+		case strings.HasPrefix(desc, "copy"):
+			_, err = e.CopyObject(ctx, "bucket", "plain", "bucket", "refused", CopyOptions{Dest: PutOptions{SSE: sse}})
+		default:
+			_, err = e.PutObject(ctx, "bucket", "refused", bytes.NewReader(data), PutOptions{SSE: sse})
+		}
+		if desc == "empty is no ctx" {
+			if err != nil {
+				t.Errorf("%s: %v", desc, err)
+			}
+			if err := e.DeleteObject(ctx, "bucket", "refused"); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", desc, err)
+		}
+		if desc == "reserved key" && (err == nil || !strings.Contains(err.Error(), `"bucket" is reserved`)) {
+			t.Errorf("reserved key: the error does not say why: %v", err)
+		}
+	}
+	if _, err := e.StatObject(ctx, "bucket", "refused", GetOptions{}); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("a refused put left an object: %v", err)
+	}
+	if n := countObjects(t, env); n != before {
+		t.Fatalf("refused puts stored %d objects", n-before)
+	}
+}
+
+// A record whose stored context was altered must not unseal, even on a fresh engine
+// that has nothing cached.
+func TestSSEKMSContextTamperedInStore(t *testing.T) {
+	env := newTestEnv(t, testChunk, 0)
+	ctx := context.Background()
+	data := randBytes(1000)
+	info := put(t, env.e, "bucket", "k", data, PutOptions{SSE: SSE{Type: keys.SSEKMS, Context: map[string]string{"purpose": "pay"}}})
+	env.reopen()
+	for _, tamper := range []keys.Context{{"purpose": "day"}, {"purpose": "pay", "x": "y"}, nil} {
+		sk := sealedKeyOf(t, env, info.Ino)
+		orig, err := sk.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk.Context = tamper
+		b, err := sk.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := func(b []byte) {
+			t.Helper()
+			if err := env.db.Update(func(tx *meta.Tx) error { return tx.PutSealedKey(meta.Ino(info.Ino), b) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		store(b)
+		if _, _, err := env.e.OpenObject(ctx, "bucket", "k", GetOptions{}); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("context %v: open: %v, want ErrCorrupt", tamper, err)
+		}
+		store(orig)
+		if got, _ := get(t, env.e, "bucket", "k", GetOptions{}); !bytes.Equal(got, data) {
+			t.Fatal("content differs after restoring the record")
+		}
+		env.reopen() // nothing cached for the next round
 	}
 }

@@ -53,9 +53,11 @@ type UploadInfo struct {
 	Initiated             time.Time
 	SSEType, KeyName      string
 	ClientKeyMD5          [16]byte
-	Uid, Gid              uint32
-	System                SystemMeta
-	UserMeta              map[string]string
+	// KMSContext is the user's encryption context of an SSE-KMS upload; nil if none.
+	KMSContext map[string]string
+	Uid, Gid   uint32
+	System     SystemMeta
+	UserMeta   map[string]string
 }
 
 // PartInfo describes an uploaded part.
@@ -92,7 +94,7 @@ func uploadIDString(id meta.UploadID) string { return hex.EncodeToString(id[:]) 
 func uploadInfo(bucket string, u *meta.Upload) UploadInfo {
 	return UploadInfo{Bucket: bucket, Key: u.Key, UploadID: uploadIDString(u.ID),
 		Initiated: time.Unix(0, u.Initiated), SSEType: u.SSEType, KeyName: u.KeyName,
-		ClientKeyMD5: u.ClientKeyMD5, Uid: u.Uid, Gid: u.Gid, System: u.System, UserMeta: u.UserMeta}
+		ClientKeyMD5: u.ClientKeyMD5, KMSContext: u.KMSContext, Uid: u.Uid, Gid: u.Gid, System: u.System, UserMeta: u.UserMeta}
 }
 
 // CreateUpload starts a multipart upload of bucket/key with opt's settings (as
@@ -116,8 +118,11 @@ func (e *Engine) CreateUpload(ctx context.Context, bucket, key string, opt PutOp
 	if err != nil {
 		return "", err
 	}
+	// The context is stored with the upload so that every part and the final object
+	// are sealed with it.
 	u := meta.Upload{Bucket: b.Ino, Key: key, Initiated: now(), SSEType: spec.sseType, KeyName: spec.keyName,
-		Mode: filePerm(opt.Owner), Uid: opt.Owner.Uid, Gid: opt.Owner.Gid, System: opt.System, UserMeta: opt.UserMeta}
+		Mode: filePerm(opt.Owner), Uid: opt.Owner.Uid, Gid: opt.Owner.Gid, System: opt.System, UserMeta: opt.UserMeta,
+		KMSContext: spec.kmsCtx}
 	if spec.sseType == keys.SSEC {
 		u.KeyName, u.ClientKeyMD5 = "", md5.Sum(spec.clientKey[:])
 	} else if _, _, _, err := e.sealFor(ctx, spec, bucket, keys.NewFileID()); err != nil {
@@ -167,7 +172,7 @@ func uploadSpec(u *meta.Upload, clientKey *[32]byte) (sealSpec, error) {
 		if clientKey != nil {
 			return sealSpec{}, &wrapped{ErrInvalid, ErrNotSSEC}
 		}
-		return sealSpec{sseType: u.SSEType, keyName: u.KeyName}, nil
+		return sealSpec{sseType: u.SSEType, keyName: u.KeyName, kmsCtx: u.KMSContext}, nil
 	}
 	if clientKey == nil {
 		return sealSpec{}, classify(keys.ErrClientKeyRequired)

@@ -8,12 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ssefs/ssefs/keys"
+	"github.com/ssefs/ssefs/meta"
 )
 
 func uploadPart(t *testing.T, e *Engine, id string, n int, data []byte, opt PartOptions) string {
@@ -340,5 +342,66 @@ func TestExpireUploads(t *testing.T) {
 	}
 	if n, err := e.ExpireUploads(ctx, time.Now()); err != nil || n != 0 {
 		t.Fatalf("ExpireUploads with nothing pending: %d, %v", n, err)
+	}
+}
+
+// An upload's context is stored with it (across a restart), seals every part and the
+// final object, and is shown by ListParts, ListUploads and the completed object.
+func TestMultipartKMSContext(t *testing.T) {
+	env := newTestEnv(t, testChunk, 0)
+	ctx := context.Background()
+	want := map[string]string{"purpose": "backup", "host": "db1"}
+	id, err := env.e.CreateUpload(ctx, "bucket", "mp", PutOptions{SSE: SSE{Type: keys.SSEKMS, Context: maps.Clone(want)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := randBytes(MinPartSize), randBytes(1234)
+	e1 := uploadPart(t, env.e, id, 1, p1, PartOptions{})
+	env.reopen()
+	e2 := uploadPart(t, env.e, id, 2, p2, PartOptions{})
+	lp, err := env.e.ListParts(ctx, id, 0, 0)
+	if err != nil || !maps.Equal(lp.Upload.KMSContext, want) || lp.Upload.SSEType != keys.SSEKMS {
+		t.Fatalf("ListParts upload: %+v, %v", lp.Upload, err)
+	}
+	lu, err := env.e.ListUploads(ctx, "bucket", ListUploadsOptions{})
+	if err != nil || len(lu.Uploads) != 1 || !maps.Equal(lu.Uploads[0].KMSContext, want) {
+		t.Fatalf("ListUploads: %+v, %v", lu, err)
+	}
+	// The parts are sealed with the context.
+	var partInos []meta.Ino
+	err = env.db.View(func(tx *meta.Tx) error {
+		uid, err := parseUploadID(id)
+		if err != nil {
+			return err
+		}
+		return tx.Parts(uid, 0, func(p meta.Part) bool { partInos = append(partInos, p.Ino); return true })
+	})
+	if err != nil || len(partInos) != 2 {
+		t.Fatalf("parts %v, %v", partInos, err)
+	}
+	for _, ino := range partInos {
+		if sk := sealedKeyOf(t, env, Ino(ino)); !maps.Equal(sk.Context, want) {
+			t.Fatalf("part inode %d sealed with context %v", ino, sk.Context)
+		}
+	}
+	info, err := env.e.CompleteUpload(ctx, id, []CompletedPart{{1, e1}, {2, e2}}, PartOptions{})
+	if err != nil || !maps.Equal(info.KMSContext, want) {
+		t.Fatalf("complete: %v, %v", info.KMSContext, err)
+	}
+	if sk := sealedKeyOf(t, env, info.Ino); !maps.Equal(sk.Context, want) || sk.SSEType != keys.SSEKMS {
+		t.Fatalf("object sealed with %s context %v", sk.SSEType, sk.Context)
+	}
+	env.reopen()
+	got, st := get(t, env.e, "bucket", "mp", GetOptions{})
+	if !bytes.Equal(got, append(p1, p2...)) || !maps.Equal(st.KMSContext, want) {
+		t.Fatalf("completed object: context %v, content equal %v", st.KMSContext, bytes.Equal(got, append(p1, p2...)))
+	}
+	// An upload without a context has none.
+	id, err = env.e.CreateUpload(ctx, "bucket", "plain", PutOptions{SSE: SSE{Type: keys.SSEKMS}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lp, err := env.e.ListParts(ctx, id, 0, 0); err != nil || lp.Upload.KMSContext != nil {
+		t.Fatalf("plain upload: %v, %v", lp.Upload.KMSContext, err)
 	}
 }

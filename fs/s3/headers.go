@@ -106,7 +106,7 @@ func setObjectHeaders(h http.Header, info *fs.ObjectInfo, q url.Values) {
 		// Set directly: http.Header.Set would canonicalise the lower-case name.
 		h["X-Amz-Meta-"+k] = []string{v}
 	}
-	setSSEHeaders(h, info.SSEType, info.KeyName, info.ClientKeyMD5)
+	setSSEHeaders(h, info.SSEType, info.KeyName, info.ClientKeyMD5, info.KMSContext)
 }
 
 // ---- conditions ----

@@ -41,7 +41,7 @@ func (s *Server) createUpload(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	setSSEHeaders(w.Header(), u.SSEType, u.KeyName, u.ClientKeyMD5)
+	setSSEHeaders(w.Header(), u.SSEType, u.KeyName, u.ClientKeyMD5, u.KMSContext)
 	return writeXML(w, &initiateMultipartUploadResult{Xmlns: xmlns, Bucket: req.bucket, Key: req.key, UploadID: id})
 }
 
@@ -74,7 +74,7 @@ func (s *Server) uploadPart(w http.ResponseWriter, req *request, q url.Values) e
 	}
 	h := w.Header()
 	h.Set("ETag", quoteETag(etag))
-	setSSEHeaders(h, u.SSEType, u.KeyName, u.ClientKeyMD5)
+	setSSEHeaders(h, u.SSEType, u.KeyName, u.ClientKeyMD5, u.KMSContext)
 	if c, ok := req.body.Checksum(); ok {
 		h.Set("X-Amz-Checksum-"+c.Algorithm, c.Value)
 	}
@@ -108,7 +108,7 @@ func (s *Server) uploadPartCopy(w http.ResponseWriter, req *request, q url.Value
 	if err != nil {
 		return err
 	}
-	setSSEHeaders(w.Header(), u.SSEType, u.KeyName, u.ClientKeyMD5)
+	setSSEHeaders(w.Header(), u.SSEType, u.KeyName, u.ClientKeyMD5, u.KMSContext)
 	return writeXML(w, &copyPartResult{Xmlns: xmlns, ETag: quoteETag(etag), LastModified: isoTime(src.info.ModTime)})
 }
 
@@ -175,7 +175,7 @@ func (s *Server) completeUpload(w http.ResponseWriter, req *request, q url.Value
 			if c.err != nil {
 				return c.err
 			}
-			setSSEHeaders(w.Header(), c.info.SSEType, c.info.KeyName, c.info.ClientKeyMD5)
+			setSSEHeaders(w.Header(), c.info.SSEType, c.info.KeyName, c.info.ClientKeyMD5, c.info.KMSContext)
 			return writeXML(w, result(c.info))
 		case <-timer.C:
 		}
@@ -186,7 +186,7 @@ func (s *Server) completeUpload(w http.ResponseWriter, req *request, q url.Value
 	// whitespace keeps the connection alive; the outcome, an error included, is the body
 	// (the AWS SDKs, botocore and minio-go all look for an <Error> in a 200 answer here).
 	h := w.Header()
-	setSSEHeaders(h, upload.SSEType, upload.KeyName, upload.ClientKeyMD5)
+	setSSEHeaders(h, upload.SSEType, upload.KeyName, upload.ClientKeyMD5, upload.KMSContext)
 	h.Set("Content-Type", "application/xml")
 	w.WriteHeader(http.StatusOK)
 	w.Write([]byte(xml.Header))

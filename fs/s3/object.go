@@ -83,7 +83,7 @@ func (s *Server) putObject(w http.ResponseWriter, req *request) error {
 	}
 	h := w.Header()
 	h.Set("ETag", quoteETag(info.ETag))
-	setSSEHeaders(h, info.SSEType, info.KeyName, info.ClientKeyMD5)
+	setSSEHeaders(h, info.SSEType, info.KeyName, info.ClientKeyMD5, info.KMSContext)
 	if c, ok := req.body.Checksum(); ok {
 		h.Set("X-Amz-Checksum-"+c.Algorithm, c.Value)
 	}
@@ -348,6 +348,6 @@ func (s *Server) copyObject(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	setSSEHeaders(w.Header(), info.SSEType, info.KeyName, info.ClientKeyMD5)
+	setSSEHeaders(w.Header(), info.SSEType, info.KeyName, info.ClientKeyMD5, info.KMSContext)
 	return writeXML(w, &copyObjectResult{Xmlns: xmlns, ETag: quoteETag(info.ETag), LastModified: isoTime(info.ModTime)})
 }

@@ -118,40 +118,58 @@ func (s *Server) parsePutSSE(r *http.Request) (fs.SSE, error) {
 		}
 		return fs.SSE{Type: fs.SSES3}, nil
 	case sseKMS:
-		// The context is checked but not bound: the engine binds every data key to
-		// {"bucket": B} itself and keeps no caller-supplied context, so an extra one
-		// could not be verified at read time. Refusing it would break clients that
-		// always send one; accepting it malformed would hide their mistakes.
+		// The engine binds the object's data key to {"bucket": B} plus this context,
+		// keeps it with the object, and refuses a context that names "bucket".
+		var kmsCtx map[string]string
 		if ctxHdr != "" {
-			if err := checkSSEContext(ctxHdr); err != nil {
+			if kmsCtx, err = parseSSEContext(ctxHdr); err != nil {
 				return fs.SSE{}, err
 			}
 		}
-		return fs.SSE{Type: fs.SSEKMS, KeyName: strings.TrimPrefix(keyID, kmsARNPrefix)}, nil
+		return fs.SSE{Type: fs.SSEKMS, KeyName: strings.TrimPrefix(keyID, kmsARNPrefix), Context: kmsCtx}, nil
 	}
 	return fs.SSE{}, errInvalidArgument("The encryption method specified is not supported: x-amz-server-side-encryption must be AES256 or aws:kms.")
 }
 
-// checkSSEContext accepts a base64-encoded JSON object of string values.
-func checkSSEContext(v string) error {
+// parseSSEContext reads a base64-encoded JSON object of string values. An empty
+// object is no context (nil).
+func parseSSEContext(v string) (map[string]string, error) {
 	if len(v) > maxSSEContextSize {
-		return errInvalidArgument("The x-amz-server-side-encryption-context header is too large.")
+		return nil, errInvalidArgument("The x-amz-server-side-encryption-context header is too large.")
 	}
 	raw, err := base64.StdEncoding.DecodeString(v)
 	if err != nil {
-		return errInvalidArgument("The x-amz-server-side-encryption-context header is not valid base64.")
+		return nil, errInvalidArgument("The x-amz-server-side-encryption-context header is not valid base64.")
 	}
 	var m map[string]string
 	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return errInvalidArgument("The x-amz-server-side-encryption-context header must be a base64-encoded JSON object of strings.")
+		return nil, errInvalidArgument("The x-amz-server-side-encryption-context header must be a base64-encoded JSON object of strings.")
 	}
-	return nil
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// encodeSSEContext is the x-amz-server-side-encryption-context value for a context:
+// base64 of its JSON, keys sorted (encoding/json sorts map keys) so the same context
+// always gives the same header, and without HTML escaping, so it is the JSON a client
+// would have written.
+func encodeSSEContext(c map[string]string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c); err != nil {
+		return "" // unreachable: a map of strings always encodes
+	}
+	return base64.StdEncoding.EncodeToString(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 }
 
 // setSSEHeaders tells the client how an object is encrypted. The KMS key is shown as
 // "arn:aws:kms:NAME", as MinIO shows it (and accepts it back: the prefix is stripped
-// on input), so a client that echoes it gets the same key.
-func setSSEHeaders(h http.Header, sseType, keyName string, clientKeyMD5 [16]byte) {
+// on input), so a client that echoes it gets the same key; the user's encryption
+// context, if any, is shown as AWS shows it.
+func setSSEHeaders(h http.Header, sseType, keyName string, clientKeyMD5 [16]byte, kmsCtx map[string]string) {
 	switch sseType {
 	case fs.SSES3:
 		h.Set(hdrSSE, sseAES256)
@@ -159,6 +177,9 @@ func setSSEHeaders(h http.Header, sseType, keyName string, clientKeyMD5 [16]byte
 		h.Set(hdrSSE, sseKMS)
 		if keyName != "" {
 			h.Set(hdrSSEKMSKeyID, kmsARNPrefix+keyName)
+		}
+		if len(kmsCtx) > 0 {
+			h.Set(hdrSSEContext, encodeSSEContext(kmsCtx))
 		}
 	case fs.SSEC:
 		h.Set(hdrSSECAlgorithm, sseAES256)

@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"encoding/json"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -264,4 +267,141 @@ func pathEscape(k string) string {
 		}
 	}
 	return b.String()
+}
+
+// The SSE-KMS encryption context is bound to the object's key, kept, and echoed as AWS
+// echoes it: base64 JSON with sorted keys.
+func TestSSEKMSContextHeaders(t *testing.T) {
+	en := newEnv(t, true)
+	ctx := context.Background()
+	en.mkBucket(t, "kctx")
+	data := randData(testChunk + 9)
+	userCtx := map[string]string{"tenant": "42", "purpose": "<invoices & more>"}
+	// Sorted, not HTML-escaped: the one spelling the server must produce.
+	wantHdr := base64.StdEncoding.EncodeToString([]byte(`{"purpose":"<invoices & more>","tenant":"42"}`))
+	decode := func(v string) map[string]string {
+		t.Helper()
+		raw, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			t.Fatalf("context header %q: %v", v, err)
+		}
+		var m map[string]string
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatalf("context header %q: %v", raw, err)
+		}
+		return m
+	}
+	engineCtx := func(key string) map[string]string {
+		t.Helper()
+		info, err := en.e.StatObject(ctx, "kctx", key, fs.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ei, err := en.e.Encryption(ctx, info.Ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ei.KMSContext
+	}
+
+	// minio-go: PUT, then HEAD and GET show the same context and the bytes come back.
+	kms, err := encrypt.NewSSEKMS(testKMSKey, userCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	en.put(t, "kctx", "m", data, minio.PutObjectOptions{ServerSideEncryption: kms})
+	st, err := en.minio.StatObject(ctx, "kctx", "m", minio.StatObjectOptions{})
+	if err != nil || st.Metadata.Get(hdrSSEContext) != wantHdr || st.Metadata.Get(hdrSSE) != "aws:kms" {
+		t.Fatalf("HEAD: context %q, %v", st.Metadata.Get(hdrSSEContext), err)
+	}
+	if got := en.get(t, "kctx", "m", minio.GetObjectOptions{}); !bytes.Equal(got, data) {
+		t.Fatal("GET returned other bytes")
+	}
+	resp := en.do(t, "GET", "/kctx/m", nil, nil)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get(hdrSSEContext) != wantHdr {
+		t.Fatalf("GET: %d, context %q", resp.StatusCode, resp.Header.Get(hdrSSEContext))
+	}
+	if got := engineCtx("m"); !maps.Equal(got, userCtx) {
+		t.Fatalf("sealed record context %v", got)
+	}
+
+	// aws-sdk: PutObject, CopyObject (the destination's context) and
+	// CreateMultipartUpload echo it.
+	awsCtx := aws.String(base64.StdEncoding.EncodeToString([]byte(`{"b":"2","a":"1"}`)))
+	wantAWS := map[string]string{"a": "1", "b": "2"}
+	put, err := en.aws.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("kctx"), Key: aws.String("a"), Body: bytes.NewReader(data),
+		ServerSideEncryption: types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String(testKMSKey), SSEKMSEncryptionContext: awsCtx})
+	if err != nil || !maps.Equal(decode(aws.ToString(put.SSEKMSEncryptionContext)), wantAWS) {
+		t.Fatalf("aws PUT: %v, %v", aws.ToString(put.SSEKMSEncryptionContext), err)
+	}
+	cp, err := en.aws.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("kctx"), Key: aws.String("copy"), CopySource: aws.String("kctx/m"),
+		ServerSideEncryption: types.ServerSideEncryptionAwsKms, SSEKMSEncryptionContext: awsCtx})
+	if err != nil || !maps.Equal(decode(aws.ToString(cp.SSEKMSEncryptionContext)), wantAWS) {
+		t.Fatalf("aws copy: %v, %v", aws.ToString(cp.SSEKMSEncryptionContext), err)
+	}
+	if got := engineCtx("copy"); !maps.Equal(got, wantAWS) {
+		t.Fatalf("copy sealed with context %v", got)
+	}
+	if got := en.get(t, "kctx", "copy", minio.GetObjectOptions{}); !bytes.Equal(got, data) {
+		t.Fatal("copy returned other bytes")
+	}
+	up, err := en.aws.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("kctx"), Key: aws.String("mp"),
+		ServerSideEncryption: types.ServerSideEncryptionAwsKms, SSEKMSEncryptionContext: awsCtx})
+	if err != nil || !maps.Equal(decode(aws.ToString(up.SSEKMSEncryptionContext)), wantAWS) {
+		t.Fatalf("aws create upload: %v, %v", aws.ToString(up.SSEKMSEncryptionContext), err)
+	}
+	part, err := en.aws.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("kctx"), Key: aws.String("mp"), UploadId: up.UploadId,
+		PartNumber: aws.Int32(1), Body: bytes.NewReader(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = en.aws.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("kctx"), Key: aws.String("mp"), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: part.ETag}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := engineCtx("mp"); !maps.Equal(got, wantAWS) {
+		t.Fatalf("multipart object sealed with context %v", got)
+	}
+	if got := en.get(t, "kctx", "mp", minio.GetObjectOptions{}); !bytes.Equal(got, data) {
+		t.Fatal("multipart object returned other bytes")
+	}
+	resp = en.do(t, "HEAD", "/kctx/mp", nil, nil)
+	resp.Body.Close()
+	if got := decode(resp.Header.Get(hdrSSEContext)); !maps.Equal(got, wantAWS) {
+		t.Fatalf("HEAD of the multipart object: %v", got)
+	}
+
+	// No context: no header.
+	en.put(t, "kctx", "plain", data, minio.PutObjectOptions{ServerSideEncryption: encrypt.NewSSE()})
+	resp = en.do(t, "HEAD", "/kctx/plain", nil, nil)
+	resp.Body.Close()
+	if v := resp.Header.Get(hdrSSEContext); v != "" {
+		t.Fatalf("object without a context shows %q", v)
+	}
+
+	// Refused with InvalidArgument, storing nothing: a context without aws:kms, or one
+	// that names the engine's own "bucket" key.
+	ctxHdr := base64.StdEncoding.EncodeToString([]byte(`{"a":"1"}`))
+	for desc, h := range map[string]http.Header{
+		"no SSE":       {hdrSSEContext: {ctxHdr}},
+		"AES256":       {hdrSSE: {"AES256"}, hdrSSEContext: {ctxHdr}},
+		"reserved key": {hdrSSE: {"aws:kms"}, hdrSSEContext: {base64.StdEncoding.EncodeToString([]byte(`{"bucket":"other"}`))}},
+	} {
+		resp := en.do(t, "PUT", "/kctx/refused", h, []byte("x"))
+		if e := readError(t, resp); resp.StatusCode != 400 || e.Code != "InvalidArgument" {
+			t.Errorf("%s: %d %+v", desc, resp.StatusCode, e)
+		}
+		resp = en.do(t, "POST", "/kctx/refused?uploads", h, nil)
+		if e := readError(t, resp); resp.StatusCode != 400 || e.Code != "InvalidArgument" {
+			t.Errorf("%s, create upload: %d %+v", desc, resp.StatusCode, e)
+		}
+	}
+	if slices.Contains(en.keysOf(t, "kctx"), "refused") {
+		t.Fatal("a refused PUT stored an object")
+	}
+	if lu, err := en.e.ListUploads(ctx, "kctx", fs.ListUploadsOptions{}); err != nil || len(lu.Uploads) != 0 {
+		t.Fatalf("refused uploads left %+v, %v", lu.Uploads, err)
+	}
 }
