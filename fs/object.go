@@ -97,6 +97,11 @@ type GetOptions struct {
 	// keys.ErrClientKeyRequired; wrong: ErrAccess wrapping keys.ErrClientKeyMismatch)
 	// and refused for any other (ErrInvalid wrapping ErrNotSSEC).
 	ClientKey *[32]byte
+	// Check, if set, is called by OpenObject with the info of the object it opened,
+	// before any byte can be read, and its error returned as is: preconditions
+	// (x-amz-copy-source-if-*) hold for exactly the version that is read, not for one
+	// that a racing write replaced after a separate stat.
+	Check func(ObjectInfo) error
 }
 
 // ObjectInfo describes an object.
@@ -1117,6 +1122,11 @@ func (e *Engine) OpenObject(ctx context.Context, bucket, key string, opt GetOpti
 	})
 	if err != nil {
 		return nil, ObjectInfo{}, fmt.Errorf("get %s/%s: %w", bucket, key, err)
+	}
+	if opt.Check != nil {
+		if err := opt.Check(info); err != nil {
+			return nil, ObjectInfo{}, err
+		}
 	}
 	if info.IsDir {
 		if opt.ClientKey != nil {

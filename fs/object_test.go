@@ -1121,3 +1121,41 @@ func TestSSEKMSContextTamperedInStore(t *testing.T) {
 		env.reopen() // nothing cached for the next round
 	}
 }
+
+// GetOptions.Check sees the version OpenObject opened, and its refusal stops the read
+// and a copy before anything is stored.
+func TestOpenObjectCheck(t *testing.T) {
+	env := newTestEnv(t, testChunk, 0)
+	e, ctx := env.e, context.Background()
+	put(t, e, "bucket", "src", []byte("first"), PutOptions{})
+	put(t, e, "bucket", "src", []byte("second"), PutOptions{}) // the version a check must see
+	refused := errors.New("precondition failed")
+	var seen []string
+	check := func(info ObjectInfo) error {
+		seen = append(seen, info.ETag)
+		if info.ETag != md5hex([]byte("first")) {
+			return refused
+		}
+		return nil
+	}
+	if r, _, err := e.OpenObject(ctx, "bucket", "src", GetOptions{Check: check}); !errors.Is(err, refused) || r != nil {
+		t.Fatalf("OpenObject with a failing check: %v, %v", r, err)
+	}
+	_, err := e.CopyObject(ctx, "bucket", "src", "bucket", "dst", CopyOptions{Source: GetOptions{Check: check}})
+	if !errors.Is(err, refused) {
+		t.Fatalf("CopyObject with a failing check: %v", err)
+	}
+	if want := md5hex([]byte("second")); len(seen) != 2 || seen[0] != want || seen[1] != want {
+		t.Fatalf("the check saw ETags %q, want the current %s twice", seen, want)
+	}
+	if _, err := e.StatObject(ctx, "bucket", "dst", GetOptions{}); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("a refused copy stored its destination: %v", err)
+	}
+	ok := func(ObjectInfo) error { return nil }
+	if _, err := e.CopyObject(ctx, "bucket", "src", "bucket", "dst", CopyOptions{Source: GetOptions{Check: ok}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := get(t, e, "bucket", "dst", GetOptions{}); string(got) != "second" {
+		t.Fatalf("copy: %q", got)
+	}
+}

@@ -314,9 +314,14 @@ func (s *Server) openCopySource(req *request) (*copySource, error) {
 		}
 		return nil, err
 	}
-	if err := checkConditions(req.r.Header, copySourcePrefix, src.info.ETag, src.info.ModTime, false); err != nil {
+	check := func(info fs.ObjectInfo) error {
+		return checkConditions(req.r.Header, copySourcePrefix, info.ETag, info.ModTime, false)
+	}
+	if err := check(src.info); err != nil {
 		return nil, err
 	}
+	// Checked again on the version the copy opens, in case a write came in between.
+	src.opt.Check = check
 	return src, nil
 }
 
