@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +84,7 @@ type encryptionInfo struct {
 	SealedAt    time.Time
 	Chunks      int64
 	StoredBytes int64
+	Context     map[string]string // the SSE-KMS encryption context an S3 client gave
 }
 
 func statFile(path string) (fileStat, error) {
@@ -130,7 +133,8 @@ func getxattr(path, name string) (string, error) {
 }
 
 // parseEncryptionXattr parses "type=SSE-S3 key=NAME algorithm=... cipher=... bucket=B
-// chunk-size=N sealed-at=RFC3339|unknown chunks=N stored-bytes=N". Fields it does not know
+// chunk-size=N sealed-at=RFC3339|unknown chunks=N stored-bytes=N [context=BASE64URL-JSON]".
+// Fields it does not know
 // are ignored and missing ones left unset, so older and newer mounts both show.
 func parseEncryptionXattr(v string) (encryptionInfo, error) {
 	info := encryptionInfo{ChunkSize: -1, Chunks: -1, StoredBytes: -1}
@@ -157,6 +161,11 @@ func parseEncryptionXattr(v string) (encryptionInfo, error) {
 			info.Chunks, err = strconv.ParseInt(val, 10, 64)
 		case "stored-bytes":
 			info.StoredBytes, err = strconv.ParseInt(val, 10, 64)
+		case "context":
+			var js []byte
+			if js, err = base64.RawURLEncoding.DecodeString(val); err == nil {
+				err = json.Unmarshal(js, &info.Context)
+			}
 		case "sealed-at":
 			if val != "unknown" && val != "" {
 				info.SealedAt, err = time.Parse(time.RFC3339, val)
@@ -186,6 +195,14 @@ func printStat(w io.Writer, st fileStat, now time.Time) {
 		row("Key", e.Key)
 	case e.Type == "SSE-C":
 		row("Key", "(the client's own key: not stored)")
+	}
+	if len(e.Context) > 0 {
+		// Keys sorted, so the same context always prints the same; '&' and '<' as written.
+		var js strings.Builder
+		enc := json.NewEncoder(&js)
+		enc.SetEscapeHTML(false)
+		enc.Encode(e.Context)
+		row("Context", strings.TrimSuffix(js.String(), "\n"))
 	}
 	row("Algorithm", orUnknown(e.Algorithm))
 	row("Cipher", orUnknown(e.Cipher))

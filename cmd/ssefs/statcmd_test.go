@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +19,14 @@ func TestParseEncryptionXattr(t *testing.T) {
 	}
 	want := encryptionInfo{Type: "SSE-S3", Key: "my-key", Algorithm: "DAREv2-HMAC-SHA256", Cipher: "AES-256-GCM", Bucket: "photos",
 		ChunkSize: 1 << 20, SealedAt: time.Date(2026, 11, 25, 22, 0, 0, 0, time.UTC), Chunks: 3, StoredBytes: 3001472}
-	if info != want {
+	if !reflect.DeepEqual(info, want) {
 		t.Fatalf("got  %+v\nwant %+v", info, want)
+	}
+	// An SSE-KMS context: base64url of its JSON, since values may hold spaces and '='.
+	ctxJSON := base64.RawURLEncoding.EncodeToString([]byte(`{"dept":"r&d","note":"a b=c"}`))
+	info, err = parseEncryptionXattr("type=SSE-KMS key=k bucket=b context=" + ctxJSON)
+	if err != nil || !reflect.DeepEqual(info.Context, map[string]string{"dept": "r&d", "note": "a b=c"}) {
+		t.Errorf("context: %+v, %v", info.Context, err)
 	}
 
 	// An older mount: no sealed-at, chunks or stored-bytes; a newer one: unknown fields.
@@ -29,7 +37,8 @@ func TestParseEncryptionXattr(t *testing.T) {
 	if info, err = parseEncryptionXattr("type=SSE-C key= sealed-at=unknown"); err != nil || !info.SealedAt.IsZero() || info.Key != "" {
 		t.Errorf("SSE-C with unknown time: %+v, %v", info, err)
 	}
-	for _, bad := range []string{"", "key=k", "type=SSE-S3 chunks=many", "type=SSE-S3 sealed-at=yesterday", "type=SSE-S3 garbage"} {
+	for _, bad := range []string{"", "key=k", "type=SSE-S3 chunks=many", "type=SSE-S3 sealed-at=yesterday", "type=SSE-S3 garbage",
+		"type=SSE-KMS context=!!", "type=SSE-KMS context=" + base64.RawURLEncoding.EncodeToString([]byte("[1]"))} {
 		if _, err := parseEncryptionXattr(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
@@ -42,12 +51,14 @@ func TestPrintStat(t *testing.T) {
 	printStat(&buf, fileStat{Name: "photos/beach.jpg", Size: 3000000, Enc: encryptionInfo{
 		Type: "SSE-KMS", Key: "photo-key", Algorithm: "DAREv2-HMAC-SHA256", Cipher: "AES-256-GCM", Bucket: "photos",
 		ChunkSize: 1 << 20, SealedAt: time.Date(2026, 11, 25, 22, 0, 0, 0, time.UTC), Chunks: 3, StoredBytes: 3001472,
+		Context: map[string]string{"project": "x", "dept": "r&d"},
 	}}, now)
 	want := `Name        : photos/beach.jpg
 Size        : 2.9 MiB (3000000 bytes)
 Bucket      : photos
 Encrypted   : SSE-KMS
 Key         : photo-key
+Context     : {"dept":"r&d","project":"x"}
 Algorithm   : DAREv2-HMAC-SHA256
 Cipher      : AES-256-GCM
 Key sealed  : 2026-11-25 22:00:00 UTC (3 hours ago)

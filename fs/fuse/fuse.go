@@ -4,6 +4,8 @@ package fuse
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -577,9 +579,19 @@ func (n *node) xattrValue(ctx context.Context, name string) ([]byte, error) {
 		if !info.SealedAt.IsZero() {
 			sealedAt = info.SealedAt.UTC().Format(time.RFC3339)
 		}
-		return []byte(fmt.Sprintf("type=%s key=%s algorithm=%s cipher=%s bucket=%s chunk-size=%d sealed-at=%s chunks=%d stored-bytes=%d",
+		v := fmt.Sprintf("type=%s key=%s algorithm=%s cipher=%s bucket=%s chunk-size=%d sealed-at=%s chunks=%d stored-bytes=%d",
 			info.SSEType, info.KeyName, info.Algorithm, info.Cipher, info.Bucket, info.ChunkSize,
-			sealedAt, info.Chunks, info.StoredBytes)), nil
+			sealedAt, info.Chunks, info.StoredBytes)
+		if len(info.KMSContext) > 0 {
+			// Context values may hold spaces and '=': the JSON (keys sorted) goes base64url
+			// encoded, so the value stays space-separated NAME=VALUE fields.
+			js, err := json.Marshal(info.KMSContext)
+			if err != nil {
+				return nil, fmt.Errorf("encoding the encryption context: %w", err)
+			}
+			v += " context=" + base64.RawURLEncoding.EncodeToString(js)
+		}
+		return []byte(v), nil
 	}
 	return n.fsys.engine.GetXattr(ctx, n.ino(), name)
 }

@@ -3,13 +3,18 @@ package fuse
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	ssefs "github.com/ssefs/ssefs/fs"
 	"github.com/ssefs/ssefs/keys"
@@ -170,4 +175,37 @@ func TestInvalidationReachesNodesKnownThroughListings(t *testing.T) {
 		_, err := os.Stat(f)
 		return errors.Is(err, fs.ErrNotExist)
 	})
+}
+
+// The encryption attribute shows an SSE-KMS context an S3 client gave, encoded so the
+// attribute stays space-separated NAME=VALUE fields.
+func TestEncryptionXattrShowsContext(t *testing.T) {
+	e, mp := mountEngine(t)
+	ctx := ssefs.WithOrigin(context.Background(), "s3")
+	if err := e.CreateBucket(ctx, "ctxb", ssefs.Owner{}); err != nil {
+		t.Fatal(err)
+	}
+	kctx := map[string]string{"dept": "r&d", "note": "a b=c"}
+	if _, err := e.PutObject(ctx, "ctxb", "o", strings.NewReader("x"), ssefs.PutOptions{
+		SSE: ssefs.SSE{Type: ssefs.SSEKMS, Context: kctx}}); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := unix.Getxattr(filepath.Join(mp, "ctxb", "o"), "ssefs.encryption", buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := string(buf[:n])
+	_, enc, ok := strings.Cut(v, " context=")
+	if !ok {
+		t.Fatalf("no context in %q", v)
+	}
+	js, err := base64.RawURLEncoding.DecodeString(strings.Fields(enc)[0])
+	if err != nil {
+		t.Fatalf("context in %q: %v", v, err)
+	}
+	var got map[string]string
+	if err := json.Unmarshal(js, &got); err != nil || !maps.Equal(got, kctx) {
+		t.Fatalf("context %s (%v), want %v", js, err, kctx)
+	}
 }
