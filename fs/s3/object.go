@@ -51,6 +51,11 @@ func refuseConditionalWrite(r *http.Request) bool {
 
 // putOptions reads what a new object is: encryption, metadata, owner.
 func (s *Server) putOptions(r *http.Request) (fs.PutOptions, error) {
+	if r.Header.Get("X-Amz-Tagging") != "" {
+		// Objects keep no tags: storing the object without them would lose what the
+		// client asked to keep, so the request is refused instead.
+		return fs.PutOptions{}, errTaggingNotImplemented
+	}
 	sse, err := s.parsePutSSE(r)
 	if err != nil {
 		return fs.PutOptions{}, err

@@ -501,3 +501,28 @@ func TestDeleteObjects(t *testing.T) {
 		t.Fatalf("left %v", keys)
 	}
 }
+
+// Tags would be lost: a PUT, copy or multipart upload that asks for them is refused,
+// and nothing is stored.
+func TestTaggingRefused(t *testing.T) {
+	en := newEnv(t, true)
+	ctx := context.Background()
+	en.mkBucket(t, "tags")
+	_, err := en.minio.PutObject(ctx, "tags", "t", bytes.NewReader([]byte("x")), 1,
+		minio.PutObjectOptions{UserTags: map[string]string{"team": "a"}})
+	if minio.ToErrorResponse(err).Code != "NotImplemented" {
+		t.Fatalf("PUT with tags: %v, want NotImplemented", err)
+	}
+	_, err = en.aws.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("tags"), Key: aws.String("m"),
+		Tagging: aws.String("team=a")})
+	if awsCode(err) != "NotImplemented" {
+		t.Fatalf("CreateMultipartUpload with tags: %v, want NotImplemented", err)
+	}
+	if keys := en.keysOf(t, "tags"); len(keys) != 0 {
+		t.Fatalf("stored %v", keys)
+	}
+	lu, err := en.aws.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String("tags")})
+	if err != nil || len(lu.Uploads) != 0 {
+		t.Fatalf("uploads %+v %v", lu, err)
+	}
+}

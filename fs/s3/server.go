@@ -16,6 +16,7 @@
 //   - RestoreObject, SelectObjectContent, GetObjectTorrent, POST-policy uploads (POST /bucket)
 //   - CreateBucket with object lock enabled
 //   - conditional writes: PutObject / CompleteMultipartUpload with If-Match or If-None-Match
+//   - x-amz-tagging on PutObject, CopyObject and CreateMultipartUpload
 //   - anything else this router does not know
 //
 // Calls answered without failing although the feature does not exist (clients make
