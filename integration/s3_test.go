@@ -164,6 +164,26 @@ func TestS3AwsCLI(t *testing.T) {
 		t.Errorf("the 100 MiB object read through the mount: sha256 %s, want %s", got, sha(big))
 	}
 	assertSealed(t, m.P(bucket, "dir", "big.bin"), "SSE-S3", s3KeyName)
+
+	// Server-side copy of the 100 MiB object: aws copies above its threshold with a
+	// multipart upload of UploadPartCopy parts. Then mv (copy and delete), and a ranged get.
+	a.ok("s3", "cp", "--only-show-errors", "s3://"+bucket+"/dir/big.bin", "s3://"+bucket+"/copies/big.bin")
+	if got := fileSHA(t, m.P(bucket, "copies", "big.bin")); got != sha(big) {
+		t.Errorf("server-side copy of the 100 MiB object, read through the mount: sha256 %s, want %s", got, sha(big))
+	}
+	a.ok("s3", "mv", "--only-show-errors", "s3://"+bucket+"/copies/big.bin", "s3://"+bucket+"/moved/big.bin")
+	if got := fileSHA(t, m.P(bucket, "moved", "big.bin")); got != sha(big) {
+		t.Errorf("aws s3 mv of the 100 MiB object, read through the mount: sha256 %s, want %s", got, sha(big))
+	}
+	if _, err := os.Stat(m.P(bucket, "copies")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("after aws s3 mv the source's directory is still there: %v", err)
+	}
+	part := filepath.Join(work, "range.bin")
+	a.ok("s3api", "get-object", "--bucket", bucket, "--key", "moved/big.bin", "--range", "bytes=9000000-9000099", part)
+	if got := readFile(t, part); !bytes.Equal(got, big[9000000:9000100]) {
+		t.Errorf("get-object --range bytes=9000000-9000099: %d bytes, not the object's", len(got))
+	}
+	a.ok("s3", "rm", "--only-show-errors", "s3://"+bucket+"/moved/big.bin")
 	big = nil
 
 	// sync a tree up, again (nothing to do), down; compare both with the source.
