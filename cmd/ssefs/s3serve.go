@@ -32,6 +32,7 @@ type s3Flags struct {
 	rootPassword string
 	passwordFile string
 	uploadExpiry time.Duration
+	domains      []string
 
 	creds sigv4.Credentials // resolved
 }
@@ -50,6 +51,7 @@ func addS3Flags(f *pflag.FlagSet) *s3Flags {
 	f.StringVar(&s.rootUser, "root-user", "", "S3 access key (also MINIO_ROOT_USER)")
 	f.StringVar(&s.rootPassword, "root-password", "", "S3 secret key: prefer --root-password-file or SSEFS_ROOT_PASSWORD, as other users see the command line (also MINIO_ROOT_PASSWORD)")
 	f.StringVar(&s.passwordFile, "root-password-file", "", "file holding the S3 secret key")
+	f.StringSliceVar(&s.domains, "s3-domain", nil, "enable virtual-host style requests (BUCKET.DOMAIN) for these domains, comma-separated (also MINIO_DOMAIN)")
 	f.DurationVar(&s.uploadExpiry, "s3-stale-uploads-expiry", 24*time.Hour, "multipart uploads neither completed nor aborted this long after they started are aborted and their parts reclaimed (0: never)")
 	return s
 }
@@ -60,12 +62,17 @@ func (s *s3Flags) resolve(f *pflag.FlagSet, required bool) error {
 		if required {
 			return usageError{"serve needs --s3-address HOST:PORT (or SSEFS_S3_ADDRESS)"}
 		}
-		for _, fl := range []string{"s3-cert", "s3-key", "root-user", "root-password", "root-password-file"} {
+		for _, fl := range []string{"s3-cert", "s3-key", "s3-domain", "root-user", "root-password", "root-password-file"} {
 			if src := flagSource(f, fl); src != "" {
 				return usageError{fmt.Sprintf("%s is set, but --s3-address is not: the S3 API is off", src)}
 			}
 		}
 		return nil
+	}
+	if len(s.domains) == 0 {
+		if v, _ := firstEnv("MINIO_DOMAIN"); v != "" {
+			s.domains = strings.Split(v, ",")
+		}
 	}
 	if s.uploadExpiry < 0 {
 		return usageError{"--s3-stale-uploads-expiry must not be negative"}
@@ -138,9 +145,10 @@ func startS3(cfg *s3Flags, engine *fs.Engine, log *slog.Logger, stderr io.Writer
 		Region:      cfg.region,
 		Logger:      log,
 		Owner:       fs.Owner{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())},
+		Domains:     cfg.domains,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("S3 API: %w", err)
+		return nil, fmt.Errorf("--s3-domain: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.address)
 	if err != nil {
@@ -240,7 +248,8 @@ runs both at once): only one process serves a data directory at a time.
 
 Credentials: SSEFS_ROOT_USER and SSEFS_ROOT_PASSWORD (or MINIO_ROOT_USER and
 MINIO_ROOT_PASSWORD, or --root-user and --root-password-file). There is no anonymous access.
-Addressing is path-style (http://HOST:PORT/BUCKET/KEY); the region is --s3-region.
+Addressing is path-style (http://HOST:PORT/BUCKET/KEY), and virtual-host style
+(http://BUCKET.DOMAIN:PORT/KEY) for the domains of --s3-domain; the region is --s3-region.
 
 Examples:
   SSEFS_ROOT_USER=admin SSEFS_ROOT_PASSWORD=$(cat /etc/ssefs/s3-secret) \

@@ -46,6 +46,7 @@ func TestS3Flags(t *testing.T) {
 		{name: "bad address", env: map[string]string{"SSEFS_ROOT_USER": "admin", "SSEFS_ROOT_PASSWORD": "password-1"},
 			args: []string{"--s3-address", "9000"}, wantErr: []string{"--s3-address", "9000"}},
 		{name: "credentials without S3", args: []string{"--root-user", "admin"}, wantErr: []string{"--root-user", "--s3-address"}},
+		{name: "domain without S3", args: []string{"--s3-domain", "s3.example.net"}, wantErr: []string{"--s3-domain", "--s3-address"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -82,4 +83,22 @@ func TestServeNeedsAddress(t *testing.T) {
 	clearKMSEnv(t)
 	r := runCmd("serve", "--data-dir", t.TempDir())
 	r.wantRefusal(t, 2, "--s3-address")
+}
+
+func TestS3DomainFromMinIOVariable(t *testing.T) {
+	clearKMSEnv(t)
+	t.Setenv("SSEFS_ROOT_USER", "admin")
+	t.Setenv("SSEFS_ROOT_PASSWORD", "password-1")
+	t.Setenv("MINIO_DOMAIN", "s3.example.net,s3.example.org")
+	cfg, _, err := parseMountFlags([]string{"--s3-address", "127.0.0.1:0", "/mnt/x"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.s3.domains, ",") != "s3.example.net,s3.example.org" {
+		t.Fatalf("domains %q", cfg.s3.domains)
+	}
+	cfg, _, err = parseMountFlags([]string{"--s3-address", "127.0.0.1:0", "--s3-domain", "ours.test", "/mnt/x"}, io.Discard)
+	if err != nil || strings.Join(cfg.s3.domains, ",") != "ours.test" {
+		t.Fatalf("--s3-domain over MINIO_DOMAIN: %q, %v", cfg.s3.domains, err)
+	}
 }

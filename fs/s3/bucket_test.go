@@ -3,18 +3,21 @@ package s3
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/sse"
 
 	"github.com/ssefs/ssefs/fs"
+	"github.com/ssefs/ssefs/fs/s3/sigv4"
 	"github.com/ssefs/ssefs/keys"
 )
 
@@ -262,5 +265,54 @@ func TestAuthErrors(t *testing.T) {
 	resp3 := en.do(t, "PUT", "/auth?policy", nil, []byte(`{}`))
 	if resp3.StatusCode != 501 || readError(t, resp3).Code != "NotImplemented" {
 		t.Fatalf("put policy: %d", resp3.StatusCode)
+	}
+}
+
+// With a configured domain, BUCKET.DOMAIN addresses BUCKET (virtual-host style, what the
+// AWS SDKs use unless told to use paths); other hosts stay path-style.
+func TestVirtualHostStyle(t *testing.T) {
+	en := newEnv(t, false)
+	en.server.domains = []string{"s3.test"}
+	ctx := context.Background()
+	addr := strings.TrimPrefix(en.srv.URL, "http://")
+	_, port, _ := net.SplitHostPort(addr)
+	// Every *.s3.test name resolves to the test server.
+	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	vhost := awss3.New(awss3.Options{
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider(testAccess, testSecret, ""),
+		BaseEndpoint:     aws.String("http://s3.test:" + port),
+		UsePathStyle:     false,
+		HTTPClient:       &http.Client{Transport: &http.Transport{DialContext: dial}},
+		RetryMaxAttempts: 1,
+	})
+	if _, err := vhost.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("vhost.bkt")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vhost.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("vhost.bkt"), Key: aws.String("a/b c"),
+		Body: strings.NewReader("virtual")}); err != nil {
+		t.Fatal(err)
+	}
+	// The same object, path-style.
+	if got := en.get(t, "vhost.bkt", "a/b c", minio.GetObjectOptions{}); string(got) != "virtual" {
+		t.Fatalf("path-style read of a virtual-host write: %q", got)
+	}
+	out, err := vhost.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("vhost.bkt"), Key: aws.String("a/b c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(body) != "virtual" {
+		t.Fatalf("virtual-host read: %q", body)
+	}
+	list, err := vhost.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("vhost.bkt")})
+	if err != nil || len(list.Contents) != 1 || aws.ToString(list.Contents[0].Key) != "a/b c" {
+		t.Fatalf("virtual-host list: %+v %v", list, err)
+	}
+	if _, err := New(en.e, Config{Credentials: sigv4.Static(), Domains: []string{"http://x"}}); err == nil {
+		t.Fatal("a domain with a scheme was accepted")
 	}
 }

@@ -2,10 +2,10 @@
 // request with Signature V4 (package sigv4), translate it into engine calls, and map
 // the engine's errors, once, to S3 error codes (errors.go).
 //
-// Addressing is path-style only (http://host:port/bucket/key): virtual-host style
-// (bucket.host) is not recognised, since the server has no configured domain to tell
-// a bucket label from a host name. Every client ssefs is tested with can be set to
-// path-style.
+// Addressing is path-style (http://host:port/bucket/key), and virtual-host style
+// (http://bucket.domain:port/key) for the domains in Config.Domains (as MinIO's
+// MINIO_DOMAIN): without a configured domain a bucket label cannot be told from a host
+// name.
 //
 // Calls answered 501 NotImplemented (kept here for the operator's notes):
 //   - PutBucketVersioning, GetObjectAttributes
@@ -37,7 +37,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -55,6 +57,9 @@ type Config struct {
 	// Owner is the uid/gid/mode of files and directories created through S3 (Mode 0 =
 	// 0644 files, 0755 dirs).
 	Owner fs.Owner
+	// Domains enable virtual-host style requests: a Host of BUCKET.DOMAIN (any port)
+	// addresses BUCKET, for each DOMAIN here. Other hosts are path-style.
+	Domains []string
 	// AllowInsecureSSEC accepts SSE-C keys over plain HTTP from other hosts. Off, such
 	// requests are refused as AWS and MinIO refuse them: the key would travel in the
 	// clear. Requests from loopback are accepted either way.
@@ -69,6 +74,7 @@ type Server struct {
 	log               *slog.Logger
 	owner             fs.Owner
 	allowInsecureSSEC bool
+	domains           []string
 }
 
 // New returns a Server for e.
@@ -83,6 +89,14 @@ func New(e *fs.Engine, cfg Config) (*Server, error) {
 	if region == "" {
 		region = "us-east-1"
 	}
+	var domains []string
+	for _, d := range cfg.Domains {
+		d = strings.ToLower(strings.Trim(d, "."))
+		if d == "" || strings.ContainsAny(d, ":/ ") {
+			return nil, fmt.Errorf("s3: domain %q: want a DNS name such as s3.example.net", d)
+		}
+		domains = append(domains, d)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -96,6 +110,7 @@ func New(e *fs.Engine, cfg Config) (*Server, error) {
 		log:               log,
 		owner:             cfg.Owner,
 		allowInsecureSSEC: cfg.AllowInsecureSSEC,
+		domains:           domains,
 	}, nil
 }
 
@@ -182,7 +197,11 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	req.bucket, req.key = splitPath(r.URL.Path)
+	if b, ok := s.hostBucket(r.Host); ok {
+		req.bucket, req.key = b, strings.TrimPrefix(r.URL.Path, "/")
+	} else {
+		req.bucket, req.key = splitPath(r.URL.Path)
+	}
 	_, body, err := s.verifier.Verify(r)
 	if err != nil {
 		s.writeError(w, req, err)
@@ -215,6 +234,22 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	}
 	s.log.Debug("s3", "method", r.Method, "bucket", req.bucket, "key", req.key, "status", w.status, "request", req.id)
+}
+
+// hostBucket returns the bucket a virtual-host style Host names: BUCKET.DOMAIN for a
+// configured DOMAIN, any port. Bucket names may hold dots, so the bucket is all of the
+// host before ".DOMAIN".
+func (s *Server) hostBucket(host string) (string, bool) {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(host)
+	for _, d := range s.domains {
+		if b, ok := strings.CutSuffix(host, "."+d); ok && b != "" {
+			return b, true
+		}
+	}
+	return "", false
 }
 
 // splitPath cuts a path-style URL path into bucket and key. The key is everything after
