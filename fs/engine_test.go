@@ -432,3 +432,49 @@ func TestLargeTruncateAndDeleteInBatches(t *testing.T) {
 		t.Fatalf("inode after unlink: %v", err)
 	}
 }
+
+// A commit of some of a file's dirty chunks (here: the first, written to its end, stored
+// at once) must not record a size that covers the others: after a crash they would read
+// back as zeros, bytes nobody wrote. The size grows with the chunks that hold the data.
+func TestPartialFlushDoesNotCommitUnwrittenSize(t *testing.T) {
+	env := newTestEnv(t, testChunk, 0)
+	ctx := context.Background()
+	old := randBytes(testChunk / 3)
+	a, h, err := env.e.Create(ctx, env.bucket, "f", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, old, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Append a chunk and a half: chunk 0 is completed (and stored), chunk 1 stays dirty.
+	add := randBytes(testChunk + testChunk/2)
+	h, err = env.e.Open(ctx, a.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.WriteAt(ctx, add, int64(len(old))); err != nil {
+		t.Fatal(err)
+	}
+	// chmod while chunk 1 is dirty commits the inode too.
+	mode := uint32(0o600)
+	if _, err := env.e.SetAttr(ctx, a.Ino, SetAttrIn{Mode: &mode}); err != nil {
+		t.Fatal(err)
+	}
+	env.crash()
+	env.open()
+	got := readAll(t, env.e, a.Ino)
+	full := append(bytes.Clone(old), add...)
+	if len(got) < len(old) || !bytes.Equal(got, full[:len(got)]) {
+		i := 0
+		for i < len(got) && i < len(full) && got[i] == full[i] {
+			i++
+		}
+		t.Fatalf("after the crash: %d bytes, differing from what was written at %d (chunk %d); want a prefix of the %d bytes written, at least the %d acknowledged",
+			len(got), i, i/testChunk, len(full), len(old))
+	}
+	t.Logf("after the crash: %d of %d bytes", len(got), len(full))
+}

@@ -39,6 +39,9 @@ type openFile struct {
 	// contentChanged: content was written or truncated since the last commit, which
 	// must drop the S3 ETag (object.go) in the same transaction.
 	contentChanged bool
+	// sizeHeldBack: the last putInode recorded a smaller size than the file has, for
+	// dirty chunks still in memory (see putInodeBefore).
+	sizeHeldBack bool
 	// sseC is set for an SSE-C file: the MD5 of its client key, which every open must
 	// present (openObjectLocked); plain opens (FUSE) are refused.
 	sseC *[16]byte
@@ -425,7 +428,15 @@ func (of *openFile) flushChunks(ctx context.Context, idxs []uint64) error {
 		records = append(records, meta.Chunk{Index: idx, Object: id, Version: version,
 			PlainLen: uint32(len(buf)), StoredLen: uint32(len(sealed))})
 	}
+	// Dirty chunks left out of this commit: the size it records must not cover them.
+	var later []uint64
+	for idx := range of.dirty {
+		if _, ok := slices.BinarySearch(idxs, idx); !ok {
+			later = append(later, idx)
+		}
+	}
 	var replaced []meta.Chunk
+	sizeCut := false
 	err := e.update(func(tx *meta.Tx) error {
 		replaced = replaced[:0]
 		for i := range records {
@@ -439,13 +450,16 @@ func (of *openFile) flushChunks(ctx context.Context, idxs []uint64) error {
 				return err
 			}
 		}
-		return of.putInode(tx)
+		var err error
+		sizeCut, err = of.putInodeBefore(tx, later)
+		return err
 	})
 	if err != nil {
 		e.discardObjects(idsOf(records))
 		return fmt.Errorf("committing chunks of inode %d: %w", of.inode.Ino, err)
 	}
-	of.changed, of.contentChanged = false, false
+	// A size held back for chunks still in memory is committed with them.
+	of.changed, of.contentChanged = sizeCut, false
 	e.discardChunks(replaced)
 	if of.chunks == nil {
 		of.chunks = make(map[uint64]*meta.Chunk)
@@ -468,28 +482,52 @@ func idsOf(cs []meta.Chunk) []objstore.ID {
 
 // putInode stores the fields an open file owns (size, times, mode, owner) over the
 // stored inode, keeping what namespace operations own (links, parent).
+// Dirty chunks stay in memory: see putInodeBefore.
 func (of *openFile) putInode(tx *meta.Tx) error {
+	later := make([]uint64, 0, len(of.dirty))
+	for idx := range of.dirty {
+		later = append(later, idx)
+	}
+	var err error
+	of.sizeHeldBack, err = of.putInodeBefore(tx, later)
+	return err
+}
+
+// putInodeBefore is putInode for a commit that leaves the dirty chunks `later` in
+// memory. Where one of them extends the file past its stored size, the size recorded
+// stops at that chunk (or at the stored size): committed with the larger size, the
+// bytes the chunk holds would read back as zeros after a crash, which is neither the
+// file's old content nor its new one. It reports whether it held the size back.
+func (of *openFile) putInodeBefore(tx *meta.Tx, later []uint64) (sizeCut bool, err error) {
 	stored, err := tx.Inode(of.inode.Ino)
 	if err != nil {
-		return err
+		return false, err
 	}
-	stored.Size, stored.Mtime, stored.Atime = of.inode.Size, of.inode.Mtime, of.inode.Atime
+	size := of.inode.Size
+	cs := uint64(of.cs())
+	for _, idx := range later {
+		if start, end := idx*cs, (idx+1)*cs; end > stored.Size && size > stored.Size {
+			size = min(size, max(start, stored.Size))
+		}
+	}
+	sizeCut = size < of.inode.Size
+	stored.Size, stored.Mtime, stored.Atime = size, of.inode.Mtime, of.inode.Atime
 	stored.Ctime = max(stored.Ctime, of.inode.Ctime)
 	stored.Mode, stored.Uid, stored.Gid = of.inode.Mode, of.inode.Uid, of.inode.Gid
 	of.inode.Nlink, of.inode.Parent, of.inode.Ctime = stored.Nlink, stored.Parent, stored.Ctime
 	if of.contentChanged {
 		if err := tx.DropETag(of.inode.Ino); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return tx.PutInode(&stored)
+	return sizeCut, tx.PutInode(&stored)
 }
 
 func (of *openFile) commitInodeLocked() error {
 	if err := of.e.update(of.putInode); err != nil {
 		return fmt.Errorf("committing inode %d: %w", of.inode.Ino, err)
 	}
-	of.changed, of.contentChanged = false, false
+	of.changed, of.contentChanged = of.sizeHeldBack, false
 	return nil
 }
 
@@ -571,7 +609,7 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 	if err != nil {
 		return fmt.Errorf("truncate inode %d to %d: %w", of.inode.Ino, size, err)
 	}
-	of.changed, of.contentChanged = false, false
+	of.changed, of.contentChanged = of.sizeHeldBack, false
 	for _, c := range dropped {
 		delete(of.chunks, c.Index)
 	}
