@@ -51,6 +51,9 @@ type Config struct {
 	// WriteBuffer bounds the plaintext held in write-back buffers across all files;
 	// beyond it, writers flush their own dirty chunks first.
 	WriteBuffer int64
+	// KeepOrphans leaves unlinked inodes on the orphan list at New and Close instead of
+	// deleting them, so that fsck can report them and only its --repair deletes them.
+	KeepOrphans bool
 }
 
 // Engine is the filesystem. It is safe for concurrent use.
@@ -61,6 +64,8 @@ type Engine struct {
 	log       *slog.Logger
 	chunkSize uint32
 	bufLimit  int64
+	// keepOrphans: see Config.KeepOrphans.
+	keepOrphans bool
 
 	// nsMu serialises namespace changes with opening and releasing files, so an unlink
 	// sees whether the inode is open and an open never resurrects a deleted inode.
@@ -103,6 +108,7 @@ func New(cfg Config) (*Engine, error) {
 		log:         cfg.Logger,
 		chunkSize:   cfg.ChunkSize,
 		bufLimit:    cfg.WriteBuffer,
+		keepOrphans: cfg.KeepOrphans,
 		files:       make(map[Ino]*openFile),
 		kernelRefs:  make(map[Ino]int),
 		orphans:     make(map[Ino]bool),
@@ -121,8 +127,10 @@ func New(cfg Config) (*Engine, error) {
 	if e.bufLimit <= 0 {
 		e.bufLimit = 256 << 20
 	}
-	if err := e.reclaimOrphans(); err != nil {
-		return nil, err
+	if !e.keepOrphans {
+		if err := e.reclaimOrphans(); err != nil {
+			return nil, err
+		}
 	}
 	go e.syncLoop()
 	return e, nil
@@ -133,10 +141,12 @@ func New(cfg Config) (*Engine, error) {
 // are closed by their owner.
 func (e *Engine) Close() error {
 	err := e.SyncAll(context.Background())
-	if rerr := e.reclaimOrphans(); rerr != nil {
-		err = errors.Join(err, rerr)
-	} else {
-		err = errors.Join(err, e.syncDurable(context.Background()))
+	if !e.keepOrphans {
+		if rerr := e.reclaimOrphans(); rerr != nil {
+			err = errors.Join(err, rerr)
+		} else {
+			err = errors.Join(err, e.syncDurable(context.Background()))
+		}
 	}
 	close(e.stop)
 	<-e.done

@@ -114,6 +114,8 @@ type storeConfig struct {
 	// create makes a new data directory if there is none (mount does); the other commands
 	// work only on an existing one.
 	create bool
+	// keepOrphans: fsck's engine leaves unlinked inodes for fsck to report (fs.Config).
+	keepOrphans bool
 }
 
 // dataStore is an open data directory with everything built on it.
@@ -199,7 +201,7 @@ func openDataDir(ctx context.Context, cfg storeConfig, stderr io.Writer, log *sl
 	sealer := keys.NewSealer(d.kms.kms, d.kms.defaultKey, cfg.keyCacheTTL)
 	d.engine, err = fs.New(fs.Config{
 		Meta: d.db, Store: d.store, Sealer: sealer, Logger: log,
-		WriteBuffer: int64(cfg.writeBufferMB) << 20,
+		WriteBuffer: int64(cfg.writeBufferMB) << 20, KeepOrphans: cfg.keepOrphans,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)

@@ -31,6 +31,7 @@ Usage:
   ssefs key rotate [flags]                re-seal file keys (or --metadata: meta.key) under another key
   ssefs bucket encryption set|get|clear   a bucket's default key
   ssefs stat FILE...                      how files on a mount are encrypted
+  ssefs fsck [--repair]                   check (and repair) the store of an unmounted data directory
   ssefs version                           print the version and module versions
   ssefs help [COMMAND]                    show help
 
@@ -69,6 +70,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return runBucket(rest, stdout, stderr)
 	case "stat":
 		return runStat(rest, stdout, stderr)
+	case "fsck":
+		return runFsck(rest, stdout, stderr)
 	case "version", "--version":
 		printVersion(stdout)
 		return nil
