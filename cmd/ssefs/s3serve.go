@@ -33,6 +33,10 @@ type s3Flags struct {
 	passwordFile string
 	uploadExpiry time.Duration
 	domains      []string
+	// Hardening against slow and numerous clients (see startS3).
+	readHeaderTimeout time.Duration
+	ioTimeout         time.Duration
+	maxConnections    int
 
 	creds sigv4.Credentials // resolved
 }
@@ -53,6 +57,13 @@ func addS3Flags(f *pflag.FlagSet) *s3Flags {
 	f.StringVar(&s.passwordFile, "root-password-file", "", "file holding the S3 secret key")
 	f.StringSliceVar(&s.domains, "s3-domain", nil, "enable virtual-host style requests (BUCKET.DOMAIN) for these domains, comma-separated (also MINIO_DOMAIN)")
 	f.DurationVar(&s.uploadExpiry, "s3-stale-uploads-expiry", 24*time.Hour, "multipart uploads neither completed nor aborted this long after they started are aborted and their parts reclaimed (0: never)")
+	f.IntVar(&s.maxConnections, "s3-max-connections", 1024, "S3 connections served at once; more wait until one closes")
+	// Hidden: the defaults suit every real client; the tests shorten them to see a slow
+	// client cut off in seconds.
+	f.DurationVar(&s.readHeaderTimeout, "s3-read-header-timeout", 30*time.Second, "a client must send a request's headers within this")
+	f.DurationVar(&s.ioTimeout, "s3-io-timeout", 2*time.Minute, "one read of a request body or one write of a response may stall this long")
+	_ = f.MarkHidden("s3-read-header-timeout")
+	_ = f.MarkHidden("s3-io-timeout")
 	return s
 }
 
@@ -76,6 +87,13 @@ func (s *s3Flags) resolve(f *pflag.FlagSet, required bool) error {
 	}
 	if s.uploadExpiry < 0 {
 		return usageError{"--s3-stale-uploads-expiry must not be negative"}
+	}
+	if s.maxConnections < 1 {
+		return usageError{"--s3-max-connections must be at least 1"}
+	}
+	if s.readHeaderTimeout <= 0 || s.ioTimeout <= 0 {
+		// No "0 = forever": that is the hole these close.
+		return usageError{"--s3-read-header-timeout and --s3-io-timeout must be positive"}
 	}
 	if _, _, err := net.SplitHostPort(s.address); err != nil {
 		return usageError{fmt.Sprintf("--s3-address %q: %v", s.address, err)}
@@ -146,6 +164,7 @@ func startS3(cfg *s3Flags, engine *fs.Engine, log *slog.Logger, stderr io.Writer
 		Logger:      log,
 		Owner:       fs.Owner{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())},
 		Domains:     cfg.domains,
+		IOTimeout:   cfg.ioTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--s3-domain: %w", err)
@@ -154,11 +173,14 @@ func startS3(cfg *s3Flags, engine *fs.Engine, log *slog.Logger, stderr io.Writer
 	if err != nil {
 		return nil, fmt.Errorf("--s3-address %s: %w", cfg.address, err)
 	}
+	ln = newLimitListener(ln, cfg.maxConnections)
 	srv := &http.Server{
 		Handler: handler,
-		// Slow or idle clients must not hold connections (and goroutines) forever; bodies
-		// are streamed, so there is no overall read timeout that a large upload could hit.
-		ReadHeaderTimeout: 30 * time.Second,
+		// Slow or idle clients must not hold connections (and goroutines) forever. Bodies
+		// and responses are streamed, so there is no overall read or write timeout that a
+		// large upload or download would hit: the handler bounds each stalled read and
+		// write instead (s3.Config.IOTimeout).
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

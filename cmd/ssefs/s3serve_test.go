@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ssefs/ssefs/fs/s3/sigv4"
 )
@@ -47,6 +49,12 @@ func TestS3Flags(t *testing.T) {
 			args: []string{"--s3-address", "9000"}, wantErr: []string{"--s3-address", "9000"}},
 		{name: "credentials without S3", args: []string{"--root-user", "admin"}, wantErr: []string{"--root-user", "--s3-address"}},
 		{name: "domain without S3", args: []string{"--s3-domain", "s3.example.net"}, wantErr: []string{"--s3-domain", "--s3-address"}},
+		{name: "no connections", env: map[string]string{"SSEFS_ROOT_USER": "admin", "SSEFS_ROOT_PASSWORD": "password-1"},
+			args: []string{"--s3-address", "127.0.0.1:0", "--s3-max-connections", "0"}, wantErr: []string{"--s3-max-connections"}},
+		{name: "no header timeout", env: map[string]string{"SSEFS_ROOT_USER": "admin", "SSEFS_ROOT_PASSWORD": "password-1", "SSEFS_S3_READ_HEADER_TIMEOUT": "0s"},
+			args: []string{"--s3-address", "127.0.0.1:0"}, wantErr: []string{"--s3-read-header-timeout"}},
+		{name: "no io timeout", env: map[string]string{"SSEFS_ROOT_USER": "admin", "SSEFS_ROOT_PASSWORD": "password-1"},
+			args: []string{"--s3-address", "127.0.0.1:0", "--s3-io-timeout", "0"}, wantErr: []string{"--s3-io-timeout"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -100,5 +108,44 @@ func TestS3DomainFromMinIOVariable(t *testing.T) {
 	cfg, _, err = parseMountFlags([]string{"--s3-address", "127.0.0.1:0", "--s3-domain", "ours.test", "/mnt/x"}, io.Discard)
 	if err != nil || strings.Join(cfg.s3.domains, ",") != "ours.test" {
 		t.Fatalf("--s3-domain over MINIO_DOMAIN: %q, %v", cfg.s3.domains, err)
+	}
+}
+
+// TestS3HardeningFlags: the connection limit and the (hidden) timeouts have safe defaults,
+// are read from SSEFS_*, and the hidden ones stay out of --help.
+func TestS3HardeningFlags(t *testing.T) {
+	clearKMSEnv(t)
+	t.Setenv("SSEFS_ROOT_USER", "admin")
+	t.Setenv("SSEFS_ROOT_PASSWORD", "password-1")
+	cfg, _, err := parseMountFlags([]string{"--s3-address", "127.0.0.1:0", "/mnt/x"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.s3.maxConnections != 1024 || cfg.s3.readHeaderTimeout != 30*time.Second || cfg.s3.ioTimeout != 2*time.Minute {
+		t.Errorf("defaults: %d connections, header timeout %s, io timeout %s; want 1024, 30s, 2m",
+			cfg.s3.maxConnections, cfg.s3.readHeaderTimeout, cfg.s3.ioTimeout)
+	}
+	t.Setenv("SSEFS_S3_MAX_CONNECTIONS", "7")
+	t.Setenv("SSEFS_S3_READ_HEADER_TIMEOUT", "3s")
+	t.Setenv("SSEFS_S3_IO_TIMEOUT", "4s")
+	cfg, _, err = parseMountFlags([]string{"--s3-address", "127.0.0.1:0", "/mnt/x"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.s3.maxConnections != 7 || cfg.s3.readHeaderTimeout != 3*time.Second || cfg.s3.ioTimeout != 4*time.Second {
+		t.Errorf("from SSEFS_*: %d connections, header timeout %s, io timeout %s; want 7, 3s, 4s",
+			cfg.s3.maxConnections, cfg.s3.readHeaderTimeout, cfg.s3.ioTimeout)
+	}
+	var help strings.Builder
+	if err := runServe([]string{"--help"}, &help, io.Discard); !errors.Is(err, errHelp) {
+		t.Fatalf("serve --help: %v", err)
+	}
+	if !strings.Contains(help.String(), "--s3-max-connections") {
+		t.Errorf("serve --help does not list --s3-max-connections:\n%s", help.String())
+	}
+	for _, hidden := range []string{"--s3-read-header-timeout", "--s3-io-timeout"} {
+		if strings.Contains(help.String(), hidden) {
+			t.Errorf("serve --help lists the hidden %s", hidden)
+		}
 	}
 }

@@ -74,7 +74,7 @@ func (s *Server) headBucket(w http.ResponseWriter, req *request) error {
 
 func (s *Server) createBucket(w http.ResponseWriter, req *request) error {
 	if err := fs.ValidBucketName(req.bucket); err != nil {
-		return newErr("InvalidBucketName", http.StatusBadRequest, "The specified bucket is not valid: "+err.Error())
+		return errInvalidBucketName(err.Error())
 	}
 	if strings.EqualFold(req.r.Header.Get("X-Amz-Bucket-Object-Lock-Enabled"), "true") {
 		return errNotImplemented

@@ -32,6 +32,10 @@ func errInvalidRequest(msg string) *apiError {
 	return newErr("InvalidRequest", http.StatusBadRequest, msg)
 }
 
+func errInvalidBucketName(msg string) *apiError {
+	return newErr("InvalidBucketName", http.StatusBadRequest, "The specified bucket is not valid: "+msg)
+}
+
 func errMalformedXML(msg string) *apiError {
 	return newErr("MalformedXML", http.StatusBadRequest, "The XML you provided was not well-formed or did not validate against our published schema: "+msg)
 }

@@ -31,7 +31,27 @@ func checkKey(key string) error {
 	if err := fs.ValidObjectKey(key); err != nil {
 		return errInvalidArgument("Object key is not valid here (keys are paths: no empty, '.' or '..' segments, no leading '/', no NUL, segments of at most 255 bytes): " + err.Error())
 	}
+	if backslashDotSegment(key) {
+		return errInvalidArgument(fmt.Sprintf("Object key %q is not valid here: a '.' or '..' segment between backslashes would climb out of the bucket on any system or tool that takes '\\' as a path separator (Windows, Samba, a copy to another store).", key))
+	}
 	return nil
+}
+
+// backslashDotSegment reports whether key, cut at '/' and '\' both, has a "." or ".."
+// segment. The mount stores '\' as an ordinary byte of a name, so such a key escapes
+// nothing here; it is refused all the same (as MinIO does) because the name travels: a
+// Windows client of the mount, an rsync to NTFS or an export to another store would
+// read "..\x" as a way out of the bucket. A '\' elsewhere in a key is an ordinary byte.
+func backslashDotSegment(key string) bool {
+	if !strings.Contains(key, `\`) {
+		return false
+	}
+	for seg := range strings.FieldsFuncSeq(key, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // userMeta collects the x-amz-meta-* headers, names lower-cased.

@@ -38,6 +38,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,6 +65,11 @@ type Config struct {
 	// requests are refused as AWS and MinIO refuse them: the key would travel in the
 	// clear. Requests from loopback are accepted either way.
 	AllowInsecureSSEC bool
+	// IOTimeout bounds how long one read of a request body, or one write of a response,
+	// may make no progress (0: no bound). It is a deadline set anew before every read and
+	// write, not one for the whole request: a client that stops reading a GET (or stops
+	// sending a PUT) is cut off after it, a large transfer that keeps moving never is.
+	IOTimeout time.Duration
 }
 
 // Server serves the S3 API over one engine. It is safe for concurrent use.
@@ -75,6 +81,7 @@ type Server struct {
 	owner             fs.Owner
 	allowInsecureSSEC bool
 	domains           []string
+	ioTimeout         time.Duration
 }
 
 // New returns a Server for e.
@@ -111,6 +118,7 @@ func New(e *fs.Engine, cfg Config) (*Server, error) {
 		owner:             cfg.Owner,
 		allowInsecureSSEC: cfg.AllowInsecureSSEC,
 		domains:           domains,
+		ioTimeout:         max(cfg.IOTimeout, 0),
 	}, nil
 }
 
@@ -131,6 +139,9 @@ type statusWriter struct {
 	status int
 	// beforeHeader runs once, just before the status line goes out.
 	beforeHeader func()
+	// rc and timeout bound each write (Server.ioTimeout); rc is nil without a bound.
+	rc      *http.ResponseController
+	timeout time.Duration
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -138,6 +149,7 @@ func (w *statusWriter) WriteHeader(code int) {
 		w.runBeforeHeader()
 		w.status = code
 	}
+	w.extendWrite()
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -146,7 +158,51 @@ func (w *statusWriter) Write(p []byte) (int, error) {
 		w.runBeforeHeader()
 		w.status = http.StatusOK
 	}
+	w.extendWrite()
 	return w.ResponseWriter.Write(p)
+}
+
+// extendWrite gives the next write (or the final flush) its own deadline, so a client
+// that reads nothing fails the write after w.timeout instead of holding the handler, its
+// connection and the open object forever, while a long download that keeps moving is
+// never cut. (http.Server.WriteTimeout would bound the whole response instead.)
+func (w *statusWriter) extendWrite() {
+	if w.rc != nil {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) // ErrNotSupported: no bound to keep
+	}
+}
+
+// stallReader is a request body whose every read must make progress within timeout.
+type stallReader struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	ended   bool // a read returned an error (io.EOF included): no deadline is set any more
+}
+
+func (b *stallReader) Read(p []byte) (int, error) {
+	if b.ended {
+		return b.ReadCloser.Read(p)
+	}
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		// At the end of the body net/http starts its own read of the connection, to
+		// notice a client that goes away: a deadline left behind would fire there and
+		// cancel the request's context while the handler still works (a long
+		// CompleteMultipartUpload, a settle).
+		b.ended = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// finish bounds what net/http still reads of a body the handler left unread (it drains
+// up to 256 KiB to keep the connection): a client stalling there is cut off as well.
+func (b *stallReader) finish() {
+	if !b.ended {
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
 }
 
 // Unwrap lets http.ResponseController reach the connection (to flush).
@@ -178,6 +234,19 @@ func newHostID() string {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w := &statusWriter{ResponseWriter: rw}
+	if s.ioTimeout > 0 {
+		w.rc, w.timeout = http.NewResponseController(rw), s.ioTimeout
+		// The previous request on this connection left its last deadline behind; this
+		// one's writes set their own, but a 100-continue must not meet the stale one.
+		_ = w.rc.SetWriteDeadline(time.Time{})
+		if r.Body != nil && r.Body != http.NoBody {
+			body := &stallReader{ReadCloser: r.Body, rc: w.rc, timeout: s.ioTimeout}
+			r.Body = body
+			defer body.finish()
+		}
+		// The response is flushed after ServeHTTP returns: that last write gets its bound too.
+		defer w.extendWrite()
+	}
 	req := &request{r: r, id: newRequestID()}
 	h := w.Header()
 	h.Set("x-amz-request-id", req.id)
@@ -284,6 +353,10 @@ func (s *Server) route(w http.ResponseWriter, req *request) error {
 	q := r.URL.Query()
 	has := func(n string) bool { _, ok := q[n]; return ok }
 	switch {
+	case req.bucket == "." || req.bucket == "..":
+		// "/../x" is an attempt to climb out of the store, not a bucket that happens to be
+		// missing: say so, whatever the method.
+		return errInvalidBucketName(fmt.Sprintf("%q is a path segment, not a bucket name.", req.bucket))
 	case req.bucket == "":
 		if r.Method == http.MethodGet {
 			return s.listBuckets(w, req)

@@ -28,7 +28,15 @@ const (
 
 // readXMLBody reads a whole request body of at most max bytes. Reading to the end is
 // what makes sigv4 check its digests and signatures before anything acts on it.
+//
+// A body that declares more than max (Content-Length, or x-amz-decoded-content-length
+// of a streamed one) is refused before a byte of it is read: a 100 MiB document would
+// otherwise be read, 4 MiB of it into memory, only to be refused. Nothing acts on it,
+// so refusing it unverified is safe.
 func readXMLBody(body io.Reader, max int64) ([]byte, error) {
+	if s, ok := body.(interface{ Size() int64 }); ok && s.Size() > max {
+		return nil, errMalformedXML(fmt.Sprintf("the body of %d bytes exceeds %d bytes", s.Size(), max))
+	}
 	data, err := io.ReadAll(io.LimitReader(body, max+1))
 	if err != nil {
 		return nil, err
