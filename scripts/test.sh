@@ -154,6 +154,37 @@ begin "go test -race (unit)" "go test -race ./... (unit)"
 go test -race -count=1 $units
 passed_step
 
+# --- fuzzing --------------------------------------------------------------------------------
+# Every Fuzz* target of the repository runs for a short time (SSEFS_FUZZTIME, default 10s
+# each; the seed corpora under each package's testdata/fuzz/<Name>/ already ran as plain
+# tests above). A crasher is written to testdata/fuzz/<Name>/ by go test itself: check it in
+# with the fix. The executions per target are printed, so a note can quote them.
+begin fuzz "go test -fuzz (every Fuzz* target, ${SSEFS_FUZZTIME:-10s} each)"
+fuzz_targets=$(grep -rn --include='*_test.go' '^func Fuzz' . | sed -E 's|^\./(.*)/[^/]*_test\.go:[0-9]+:func (Fuzz[A-Za-z0-9_]*)\(.*|\1 \2|' | sort)
+fuzz_log=$(mktemp)
+fuzz_n=0
+fuzz_execs=0
+while read -r dir name; do
+	[ -n "$name" ] || continue
+	if ! go test -run '^$' -fuzz "^${name}\$" -fuzztime "${SSEFS_FUZZTIME:-10s}" "./$dir" >"$fuzz_log" 2>&1 </dev/null; then
+		cat "$fuzz_log"
+		echo "fuzz target $name in ./$dir FAILED; the failing input is under ./$dir/testdata/fuzz/$name/"
+		rm -f "$fuzz_log"
+		exit 1
+	fi
+	# The last progress line has the final count: "fuzz: elapsed: 10s, execs: 123 (12/sec), ..."
+	execs=$(grep -o 'execs: [0-9]*' "$fuzz_log" | tail -n 1 | grep -o '[0-9]*' || true)
+	printf '  %-16s %-36s %10s execs\n' "$dir" "$name" "${execs:-?}"
+	fuzz_n=$((fuzz_n + 1))
+	fuzz_execs=$((fuzz_execs + ${execs:-0}))
+done <<<"$fuzz_targets"
+rm -f "$fuzz_log"
+if [ "$fuzz_n" -eq 0 ]; then
+	echo "no Fuzz* target found"
+	exit 1
+fi
+passed_step "$fuzz_n targets, $fuzz_execs execs"
+
 # --- end-to-end tests -----------------------------------------------------------------------
 begin integration "go test -race -v ./integration/ (real FUSE mounts of a race-built ssefs)"
 # The S3 tests skip when a client is missing on a developer's machine; here every client was
