@@ -410,11 +410,28 @@ func (p *Proc) assertCleanExit(t testing.TB) {
 
 // Kill sends SIGKILL (a crash of the ssefs process), waits for it and detaches the dead
 // mount. Only the absence of DATA RACE is asserted.
+//
+// A killed FUSE server can stay a zombie for good: a thread that was sending the kernel
+// an invalidation waits, unkillably, for a directory lock that a request to the dead
+// server holds, so /dev/fuse is never closed and the request never fails. Then, as an
+// operator would, Kill aborts the connection through fusectl.
 func (m *Mount) Kill(t testing.TB) {
 	t.Helper()
 	m.reaped = true
+	conn, haveConn := fuseConnection(m.Dir)
 	_ = m.cmd.Process.Kill()
-	<-m.done
+	select {
+	case <-m.done:
+	case <-time.After(5 * time.Second):
+		if !haveConn {
+			t.Fatalf("ssefs did not exit after SIGKILL and its FUSE connection is unknown")
+		}
+		if err := abortFuseConnection(conn); err != nil {
+			t.Fatalf("ssefs did not exit after SIGKILL, and aborting its FUSE connection failed: %v", err)
+		}
+		t.Logf("ssefs hung after SIGKILL (a thread blocked in a kernel invalidation); aborted FUSE connection %s", conn)
+		<-m.done
+	}
 	if strings.Contains(m.Stderr(), "DATA RACE") {
 		t.Errorf("ssefs (race build) reported a DATA RACE before SIGKILL; stderr:\n%s", m.Stderr())
 	}
@@ -507,6 +524,38 @@ func mountFSType(dir string) (string, bool) {
 		}
 	}
 	return fstype, found
+}
+
+// fuseConnection is the fusectl name of the FUSE connection mounted at dir: the minor
+// device number in /proc/self/mountinfo (the major is 0 for FUSE).
+func fuseConnection(dir string) (string, bool) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false
+	}
+	want, conn := filepath.Clean(dir), ""
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 5 && unescapeMountinfo(fields[4]) == want {
+			if _, minor, ok := strings.Cut(fields[2], ":"); ok {
+				conn = minor // the last (topmost) mount wins
+			}
+		}
+	}
+	return conn, conn != ""
+}
+
+// abortFuseConnection aborts a FUSE connection as `echo 1 > .../abort` does, mounting
+// fusectl first if it is not.
+func abortFuseConnection(conn string) error {
+	const ctl = "/sys/fs/fuse/connections"
+	abort := filepath.Join(ctl, conn, "abort")
+	if _, err := os.Stat(abort); err != nil {
+		if err := unix.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount fusectl on %s: %w", ctl, err)
+		}
+	}
+	return os.WriteFile(abort, []byte("1"), 0o200)
 }
 
 func isMounted(dir string) bool {
