@@ -151,53 +151,10 @@ func fsckSummary(rep *fs.FsckReport, opt fs.FsckOptions) string {
 	return s
 }
 
-// fsckProgress shows how far a check has come: one redrawn line on a terminal, else a
-// plain line every two seconds (for logs, which would keep every redraw).
-type fsckProgress struct {
-	w        io.Writer
-	tty      bool
-	start    time.Time
-	now      func() time.Time
-	last     time.Time
-	interval time.Duration
-	drawn    bool
-	p        fs.FsckProgress
-}
-
-func newFsckProgress(w io.Writer, tty bool, start time.Time) *fsckProgress {
-	fp := &fsckProgress{w: w, tty: tty, start: start, now: time.Now, last: start, interval: 2 * time.Second}
-	if tty {
-		fp.interval = 250 * time.Millisecond
-	}
-	return fp
-}
-
-func (fp *fsckProgress) update(p fs.FsckProgress) {
-	fp.p = p
-	now := fp.now()
-	if now.Sub(fp.last) < fp.interval {
-		return
-	}
-	fp.last = now
-	fp.draw(now)
-}
-
-func (fp *fsckProgress) draw(now time.Time) {
-	line := fsckProgressLine(fp.p, now.Sub(fp.start))
-	if fp.tty {
-		fmt.Fprintf(fp.w, "\r%s\x1b[K", line)
-		fp.drawn = true
-	} else {
-		fmt.Fprintf(fp.w, "ssefs: %s\n", line)
-	}
-}
-
-// finish ends a redrawn line; plain output needs no last word (the summary follows).
-func (fp *fsckProgress) finish() {
-	if fp.tty && fp.drawn {
-		fp.draw(fp.now())
-		fmt.Fprintln(fp.w)
-	}
+// newFsckProgress shows how far a check has come: a plain line every two seconds when
+// stderr is not a terminal.
+func newFsckProgress(w io.Writer, tty bool, start time.Time) *progress[fs.FsckProgress] {
+	return newProgress(w, tty, start, 2*time.Second, 250*time.Millisecond, fsckProgressLine, nil)
 }
 
 func fsckProgressLine(p fs.FsckProgress, elapsed time.Duration) string {

@@ -352,54 +352,12 @@ func isTerminal(w io.Writer) bool {
 	return err == nil
 }
 
-// progressPrinter shows a rotation's progress: one redrawn line on a terminal, else a
-// plain line now and then (for logs and journald, which would keep every redraw).
-type progressPrinter struct {
-	w        io.Writer
-	tty      bool
-	start    time.Time
-	now      func() time.Time
-	last     time.Time
-	interval time.Duration
-	drawn    bool
-	p        fs.RotateProgress
-}
-
-func newProgressPrinter(w io.Writer, tty bool, start time.Time) *progressPrinter {
-	pp := &progressPrinter{w: w, tty: tty, start: start, now: time.Now, interval: 10 * time.Second}
-	if tty {
-		pp.interval = 100 * time.Millisecond
-	}
-	pp.last = start
-	return pp
-}
-
-func (pp *progressPrinter) update(p fs.RotateProgress) {
-	pp.p = p
-	now := pp.now()
-	if now.Sub(pp.last) < pp.interval {
-		return
-	}
-	pp.last = now
-	pp.draw(now)
-}
-
-func (pp *progressPrinter) draw(now time.Time) {
-	line := progressLine(pp.p, now.Sub(pp.start))
-	if pp.tty {
-		fmt.Fprintf(pp.w, "\r%s\x1b[K", line)
-		pp.drawn = true
-	} else {
-		fmt.Fprintf(pp.w, "ssefs: %s\n", line)
-	}
-}
-
-// finish draws the final state on a terminal and ends the redrawn line.
-func (pp *progressPrinter) finish() {
-	if pp.tty && (pp.drawn || pp.p.Total > 0) {
-		pp.draw(pp.now())
-		fmt.Fprintln(pp.w)
-	}
+// newProgressPrinter shows a rotation's progress: a plain line every ten seconds when
+// stderr is not a terminal; on a terminal the final state is drawn even for a rotation too
+// short to have drawn any.
+func newProgressPrinter(w io.Writer, tty bool, start time.Time) *progress[fs.RotateProgress] {
+	return newProgress(w, tty, start, 10*time.Second, 100*time.Millisecond, progressLine,
+		func(p fs.RotateProgress) bool { return p.Total > 0 })
 }
 
 func progressLine(p fs.RotateProgress, elapsed time.Duration) string {
