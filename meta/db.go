@@ -48,6 +48,11 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the metadata store in dir, encrypted with a 32-byte
+// MemTableSize is Badger's memtable size here. Its log is a file of twice that, written
+// through mmap: the filesystem must keep room for it (objstore.Local.KeepFree), or a
+// write into a page it cannot back kills the process with SIGBUS.
+const MemTableSize = 32 << 20
+
 // key.
 func Open(dir string, encryptionKey []byte, opts Options) (*DB, error) {
 	if len(encryptionKey) != 32 {
@@ -59,7 +64,7 @@ func Open(dir string, encryptionKey []byte, opts Options) (*DB, error) {
 		WithSyncWrites(false).
 		WithNumVersionsToKeep(1).
 		WithBlockCacheSize(64 << 20).
-		WithMemTableSize(32 << 20).
+		WithMemTableSize(MemTableSize).
 		WithLogger(logAdapter{opts.Logger}).
 		WithReadOnly(opts.ReadOnly)
 	bdb, err := badger.Open(bopts)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,7 +33,20 @@ type Local struct {
 	// directory being fsynced since. It starts true because a previous process may have
 	// created fan-out directories and crashed before syncing their names.
 	topDirty bool
+
+	// keepFree: Put refuses (ENOSPC) an object that would leave less free space than
+	// this on the filesystem (see KeepFree).
+	keepFree atomic.Uint64
+	// statfs is Usage, replaceable in tests: the free space of a shared filesystem moves
+	// under a test's feet.
+	statfs func() (Usage, error)
 }
+
+// KeepFree makes Put fail with ENOSPC rather than leave less than n bytes free on the
+// filesystem of the store. The metadata store beside it writes its memtable log through
+// mmap: a page the filesystem cannot back kills the process with SIGBUS, so the objects
+// must run out of space first, while the metadata still has room to record deletions.
+func (l *Local) KeepFree(n uint64) { l.keepFree.Store(n) }
 
 var _ Store = (*Local)(nil)
 
@@ -71,7 +85,9 @@ func NewLocal(dir string) (*Local, error) {
 			return nil, fmt.Errorf("objstore: %w", err)
 		}
 	}
-	return &Local{dir: abs, topDirty: true}, nil
+	l := &Local{dir: abs, topDirty: true}
+	l.statfs = l.Usage
+	return l, nil
 }
 
 // Dir returns the store's directory.
@@ -98,6 +114,12 @@ func (l *Local) check(ctx context.Context) error {
 func (l *Local) Put(ctx context.Context, id ID, data []byte) error {
 	if err := l.check(ctx); err != nil {
 		return fmt.Errorf("objstore: put %s: %w", id, err)
+	}
+	if keep := l.keepFree.Load(); keep > 0 {
+		if u, err := l.statfs(); err == nil && u.AvailBytes < uint64(len(data))+keep {
+			return fmt.Errorf("objstore: put %s: %d bytes free, %d kept free for the metadata: %w",
+				id, u.AvailBytes, keep, syscall.ENOSPC)
+		}
 	}
 	if err := l.put(id, data); err != nil {
 		return fmt.Errorf("objstore: put %s: %w", id, err)

@@ -426,3 +426,34 @@ func TestNewLocalOnFile(t *testing.T) {
 		t.Fatal("NewLocal on a regular file succeeded")
 	}
 }
+
+// KeepFree makes a Put that would eat into the kept space fail with ENOSPC, and stores
+// nothing for it; smaller objects that fit still go in. The free space is the test's own
+// figure (the real filesystem's moves with every other test); integration/diskfull_test.go
+// runs the real thing on a full tmpfs.
+func TestKeepFree(t *testing.T) {
+	l, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	avail := uint64(10 << 20)
+	l.statfs = func() (Usage, error) { return Usage{TotalBytes: 100 << 20, AvailBytes: avail}, nil }
+	ctx := context.Background()
+	l.KeepFree(8 << 20)
+	big := NewID()
+	if err := l.Put(ctx, big, make([]byte, 3<<20)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Put into the kept space: %v, want ENOSPC", err)
+	}
+	if _, err := l.ReadAt(ctx, big, make([]byte, 1), 0); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("the refused object exists: %v", err)
+	}
+	small := NewID()
+	if err := l.Put(ctx, small, make([]byte, 1<<20)); err != nil {
+		t.Fatalf("a Put that fits: %v", err)
+	}
+	l.KeepFree(0)
+	if err := l.Put(ctx, big, make([]byte, 3<<20)); err != nil {
+		t.Fatalf("Put with nothing kept free: %v", err)
+	}
+}

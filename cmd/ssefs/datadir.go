@@ -198,6 +198,11 @@ func openDataDir(ctx context.Context, cfg storeConfig, stderr io.Writer, log *sl
 	if d.store, err = objstore.NewLocal(filepath.Join(dir, objectsDir)); err != nil {
 		return nil, fmt.Errorf("object store in %s: %w", filepath.Join(dir, objectsDir), err)
 	}
+	if k, ok := d.store.(spaceKeeper); ok {
+		if u, err := k.Usage(); err == nil {
+			k.KeepFree(metadataReserve(u.TotalBytes))
+		}
+	}
 	sealer := keys.NewSealer(d.kms.kms, d.kms.defaultKey, cfg.keyCacheTTL)
 	d.engine, err = fs.New(fs.Config{
 		Meta: d.db, Store: d.store, Sealer: sealer, Logger: log,
@@ -345,4 +350,18 @@ func writeFileAtomic(path string, data []byte, verify func(tmp string) error) er
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// spaceKeeper is a store on the metadata's filesystem, which can leave room for it.
+type spaceKeeper interface {
+	Usage() (objstore.Usage, error)
+	KeepFree(n uint64)
+}
+
+// metadataReserve is the free space chunk objects leave to the metadata store beside them:
+// room for Badger's mmapped memtable log (twice the memtable) on any real disk, a
+// sixteenth of a small filesystem, and at least 4 MiB to record the deletions that free
+// space again.
+func metadataReserve(total uint64) uint64 {
+	return min(max(total/16, 4<<20), 2*meta.MemTableSize)
 }
