@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ssefs/ssefs/keys"
@@ -420,7 +421,7 @@ func (of *openFile) flushChunks(ctx context.Context, idxs []uint64) error {
 			return err
 		}
 		id := objstore.NewID()
-		if err := e.store.Put(ctx, id, sealed); err != nil {
+		if err := e.putObject(ctx, id, sealed); err != nil {
 			e.discardObjects(idsOf(records))
 			return classify(fmt.Errorf("storing chunk %d of inode %d: %w", idx, of.inode.Ino, err))
 		}
@@ -730,6 +731,30 @@ func (e *Engine) markUnsynced(id objstore.ID) {
 	e.gcMu.Lock()
 	e.unsynced[id] = true
 	e.gcMu.Unlock()
+}
+
+// putObject stores an object. When the store is full while deleted objects wait for
+// the next durable commit (see syncDurable), it makes that commit, which frees them,
+// and tries once more: otherwise space freed by rm or DeleteObject would come back only
+// with the background sync, up to syncInterval later, and writes would fail with
+// ENOSPC meanwhile. ext4 does the same: it commits its journal and retries an
+// allocation that failed while freed blocks were pending.
+func (e *Engine) putObject(ctx context.Context, id objstore.ID, data []byte) error {
+	err := e.store.Put(ctx, id, data)
+	if err == nil || !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+		return err
+	}
+	e.gcMu.Lock()
+	pending := len(e.garbage) > 0
+	e.gcMu.Unlock()
+	if !pending {
+		return err
+	}
+	if serr := e.syncDurable(ctx); serr != nil {
+		e.log.Warn("freeing deleted objects on a full store failed", "err", serr)
+		return err
+	}
+	return e.store.Put(ctx, id, data)
 }
 
 // discardChunks schedules the objects of chunks that a committed transaction dropped.
