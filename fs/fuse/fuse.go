@@ -208,19 +208,40 @@ func (n *node) ino() uint64 { return n.StableAttr().Ino }
 // errno maps an engine error to the errno a local filesystem would give. What the
 // engine does not classify is an I/O error, and is logged since the caller sees only EIO.
 func (fsys *filesystem) errno(op string, err error) syscall.Errno {
+	return fsys.errnoAt(op, nil, err)
+}
+
+// errno is fsys.errno for an operation on n: a logged failure also names n's inode and
+// path, since the engine's errors know only inode numbers and an operator looking at a
+// corrupt file (EIO) needs its name.
+func (n *node) errno(op string, err error) syscall.Errno {
+	return n.fsys.errnoAt(op, n, err)
+}
+
+func (fsys *filesystem) errnoAt(op string, n *node, err error) syscall.Errno {
 	if err == nil {
 		return 0
 	}
 	for _, m := range errnoMap {
 		if errors.Is(err, m.err) {
 			if m.errno == syscall.EIO || m.errno == syscall.EACCES && errors.Is(err, fs.ErrAccess) {
-				fsys.log.Error("fuse "+op+" failed", "err", err)
+				fsys.logFailure(op, n, err)
 			}
 			return m.errno
 		}
 	}
-	fsys.log.Error("fuse "+op+" failed", "err", err)
+	fsys.logFailure(op, n, err)
 	return syscall.EIO
+}
+
+// logFailure logs a failed operation, with the node it was on when there is one. The path
+// is computed only here, on the (rare) logged failures, not for every ENOENT.
+func (fsys *filesystem) logFailure(op string, n *node, err error) {
+	if n == nil {
+		fsys.log.Error("fuse "+op+" failed", "err", err)
+		return
+	}
+	fsys.log.Error("fuse "+op+" failed", "ino", n.ino(), "path", "/"+n.Path(nil), "err", err)
 }
 
 var errnoMap = []struct {
@@ -302,7 +323,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (_
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, syscall.ENOENT
 		}
-		return nil, n.fsys.errno("lookup", err)
+		return nil, n.errno("lookup", err)
 	}
 	return n.child(ctx, a, out), 0
 }
@@ -316,7 +337,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *gofuse.AttrO
 	} else {
 		var err error
 		if a, err = n.fsys.engine.GetAttr(ctx, n.ino()); err != nil {
-			return n.fsys.errno("getattr", err)
+			return n.errno("getattr", err)
 		}
 	}
 	fillAttr(a, &out.Attr)
@@ -347,7 +368,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *gofuse.SetAtt
 	if sz, ok := in.GetSize(); ok {
 		if h, ok := f.(*handle); ok {
 			if err := h.h.Truncate(ctx, sz); err != nil {
-				return n.fsys.errno("truncate", err)
+				return n.errno("truncate", err)
 			}
 		} else {
 			set.Size = &sz
@@ -355,7 +376,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *gofuse.SetAtt
 	}
 	a, err := n.fsys.engine.SetAttr(ctx, n.ino(), set)
 	if err != nil {
-		return n.fsys.errno("setattr", err)
+		return n.errno("setattr", err)
 	}
 	fillAttr(a, &out.Attr)
 	return 0
@@ -371,12 +392,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uin
 	ctx = detach(ctx)
 	h, err := n.fsys.engine.Open(ctx, n.ino())
 	if err != nil {
-		return nil, 0, n.fsys.errno("open", err)
+		return nil, 0, n.errno("open", err)
 	}
 	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		if err := h.Truncate(ctx, 0); err != nil {
 			h.Release(ctx)
-			return nil, 0, n.fsys.errno("open", err)
+			return nil, 0, n.errno("open", err)
 		}
 	}
 	return &handle{h: h}, 0, 0
@@ -388,12 +409,12 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	uid, gid := caller(ctx)
 	a, h, err := n.fsys.engine.Create(ctx, n.ino(), name, fs.Owner{Mode: mode, Uid: uid, Gid: gid}, flags&syscall.O_EXCL != 0)
 	if err != nil {
-		return nil, nil, 0, n.fsys.errno("create", err)
+		return nil, nil, 0, n.errno("create", err)
 	}
 	if flags&syscall.O_TRUNC != 0 && a.Size > 0 {
 		if err := h.Truncate(ctx, 0); err != nil {
 			h.Release(ctx)
-			return nil, nil, 0, n.fsys.errno("create", err)
+			return nil, nil, 0, n.errno("create", err)
 		}
 		a = h.Attr()
 	}
@@ -409,7 +430,7 @@ func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 	}
 	k, err := h.h.ReadAt(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, n.fsys.errno("read", err)
+		return nil, n.errno("read", err)
 	}
 	return gofuse.ReadResultData(dest[:k]), 0
 }
@@ -423,7 +444,7 @@ func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	}
 	k, err := h.h.WriteAt(ctx, data, off)
 	if err != nil {
-		return uint32(k), n.fsys.errno("write", err)
+		return uint32(k), n.errno("write", err)
 	}
 	return uint32(k), 0
 }
@@ -432,7 +453,7 @@ func (n *node) Flush(ctx context.Context, f gofs.FileHandle) (errno syscall.Errn
 	defer n.fsys.rescue("flush", &errno)
 	ctx = detach(ctx)
 	if h, ok := f.(*handle); ok {
-		return n.fsys.errno("flush", h.h.Flush(ctx))
+		return n.errno("flush", h.h.Flush(ctx))
 	}
 	return 0
 }
@@ -441,10 +462,10 @@ func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) (errn
 	defer n.fsys.rescue("fsync", &errno)
 	ctx = detach(ctx)
 	if h, ok := f.(*handle); ok {
-		return n.fsys.errno("fsync", h.h.Fsync(ctx))
+		return n.errno("fsync", h.h.Fsync(ctx))
 	}
 	// fsync of a directory, or without an open handle: make the namespace durable.
-	return n.fsys.errno("fsync", n.fsys.engine.SyncAll(ctx))
+	return n.errno("fsync", n.fsys.engine.SyncAll(ctx))
 }
 
 func (n *node) Release(ctx context.Context, f gofs.FileHandle) (errno syscall.Errno) {
@@ -473,7 +494,7 @@ func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size
 		return syscall.EOPNOTSUPP
 	}
 	if end := off + size; mode&keepSize == 0 && end > h.h.Attr().Size {
-		return n.fsys.errno("fallocate", h.h.Truncate(ctx, end))
+		return n.errno("fallocate", h.h.Truncate(ctx, end))
 	}
 	return 0
 }
@@ -483,7 +504,7 @@ func (n *node) Readdir(ctx context.Context) (_ gofs.DirStream, errno syscall.Err
 	ctx = detach(ctx)
 	ents, err := n.fsys.engine.ReadDir(ctx, n.ino(), "", 0)
 	if err != nil {
-		return nil, n.fsys.errno("readdir", err)
+		return nil, n.errno("readdir", err)
 	}
 	list := make([]gofuse.DirEntry, 0, len(ents)+2)
 	list = append(list, gofuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: n.ino()})
@@ -500,7 +521,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.
 	uid, gid := caller(ctx)
 	a, err := n.fsys.engine.Mkdir(ctx, n.ino(), name, fs.Owner{Mode: mode, Uid: uid, Gid: gid})
 	if err != nil {
-		return nil, n.fsys.errno("mkdir", err)
+		return nil, n.errno("mkdir", err)
 	}
 	return n.child(ctx, a, out), 0
 }
@@ -511,7 +532,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	uid, gid := caller(ctx)
 	a, err := n.fsys.engine.Mknod(ctx, n.ino(), name, fs.Owner{Mode: mode, Uid: uid, Gid: gid, Rdev: dev})
 	if err != nil {
-		return nil, n.fsys.errno("mknod", err)
+		return nil, n.errno("mknod", err)
 	}
 	return n.child(ctx, a, out), 0
 }
@@ -522,7 +543,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *gofuse.Ent
 	uid, gid := caller(ctx)
 	a, err := n.fsys.engine.Symlink(ctx, n.ino(), name, target, fs.Owner{Uid: uid, Gid: gid})
 	if err != nil {
-		return nil, n.fsys.errno("symlink", err)
+		return nil, n.errno("symlink", err)
 	}
 	return n.child(ctx, a, out), 0
 }
@@ -532,7 +553,7 @@ func (n *node) Readlink(ctx context.Context) (_ []byte, errno syscall.Errno) {
 	ctx = detach(ctx)
 	target, err := n.fsys.engine.Readlink(ctx, n.ino())
 	if err != nil {
-		return nil, n.fsys.errno("readlink", err)
+		return nil, n.errno("readlink", err)
 	}
 	return []byte(target), 0
 }
@@ -542,7 +563,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	ctx = detach(ctx)
 	a, err := n.fsys.engine.Link(ctx, target.EmbeddedInode().StableAttr().Ino, n.ino(), name)
 	if err != nil {
-		return nil, n.fsys.errno("link", err)
+		return nil, n.errno("link", err)
 	}
 	return n.child(ctx, a, out), 0
 }
@@ -550,20 +571,20 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 func (n *node) Unlink(ctx context.Context, name string) (errno syscall.Errno) {
 	defer n.fsys.rescue("unlink", &errno)
 	ctx = detach(ctx)
-	return n.fsys.errno("unlink", n.fsys.engine.Unlink(ctx, n.ino(), name))
+	return n.errno("unlink", n.fsys.engine.Unlink(ctx, n.ino(), name))
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) (errno syscall.Errno) {
 	defer n.fsys.rescue("rmdir", &errno)
 	ctx = detach(ctx)
-	return n.fsys.errno("rmdir", n.fsys.engine.Rmdir(ctx, n.ino(), name))
+	return n.errno("rmdir", n.fsys.engine.Rmdir(ctx, n.ino(), name))
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
 	defer n.fsys.rescue("rename", &errno)
 	ctx = detach(ctx)
 	np := newParent.EmbeddedInode().StableAttr().Ino
-	return n.fsys.errno("rename", n.fsys.engine.Rename(ctx, n.ino(), name, np, newName, flags))
+	return n.errno("rename", n.fsys.engine.Rename(ctx, n.ino(), name, np, newName, flags))
 }
 
 // encryptionXattr is the read-only attribute that shows how a file is encrypted.
@@ -601,7 +622,7 @@ func (n *node) xattrErrno(op string, err error) syscall.Errno {
 	if errors.Is(err, fs.ErrNotExist) {
 		return syscall.ENODATA
 	}
-	return n.fsys.errno(op, err)
+	return n.errno(op, err)
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (_ uint32, errno syscall.Errno) {
@@ -634,7 +655,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (_ uint32, errno sysc
 	ctx = detach(ctx)
 	names, err := n.fsys.engine.ListXattr(ctx, n.ino())
 	if err != nil {
-		return 0, n.fsys.errno("listxattr", err)
+		return 0, n.errno("listxattr", err)
 	}
 	var b strings.Builder
 	for _, name := range names {
@@ -652,7 +673,7 @@ func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) (errno syscall
 	ctx = detach(ctx)
 	st, err := n.fsys.engine.StatFS(ctx)
 	if err != nil {
-		return n.fsys.errno("statfs", err)
+		return n.errno("statfs", err)
 	}
 	out.Bsize, out.Frsize = st.BlockSize, st.BlockSize
 	out.Blocks, out.Bfree, out.Bavail = st.Blocks, st.BlocksFree, st.BlocksAvail

@@ -240,9 +240,18 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// one's writes set their own, but a 100-continue must not meet the stale one.
 		_ = w.rc.SetWriteDeadline(time.Time{})
 		if r.Body != nil && r.Body != http.NoBody {
+			orig := r.Body
 			body := &stallReader{ReadCloser: r.Body, rc: w.rc, timeout: s.ioTimeout}
 			r.Body = body
-			defer body.finish()
+			defer func() {
+				body.finish()
+				// net/http decides whether to reuse the connection by looking at
+				// r.Body, which must be its own *body again for that: behind the
+				// wrapper it misses a body closed with data still unread (an error
+				// answered before a large PUT was read) and parses the rest of that
+				// body as the next request on the connection.
+				r.Body = orig
+			}()
 		}
 		// The response is flushed after ServeHTTP returns: that last write gets its bound too.
 		defer w.extendWrite()
@@ -293,7 +302,13 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if w.status != 0 {
 			// Headers are out (a GET body failed midway): abort, so the client sees a
 			// truncated response and never takes it for the whole object.
-			s.log.Warn("s3: response aborted", "method", r.Method, "bucket", req.bucket, "key", req.key, "request", req.id, "err", err)
+			// Tampered data found mid-body is as serious as before the headers (logError):
+			// an error, naming the object, not a warning like a client that went away.
+			level := slog.LevelWarn
+			if errors.Is(err, fs.ErrCorrupt) {
+				level = slog.LevelError
+			}
+			s.log.Log(req.ctx, level, "s3: response aborted", "method", r.Method, "bucket", req.bucket, "key", req.key, "request", req.id, "err", err)
 			panic(http.ErrAbortHandler)
 		}
 		s.writeError(w, req, err)
