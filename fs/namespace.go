@@ -53,18 +53,49 @@ func (e *Engine) GetAttr(ctx context.Context, ino Ino) (Attr, error) {
 
 // Lookup finds name in the directory parent.
 func (e *Engine) Lookup(ctx context.Context, parent Ino, name string) (Attr, error) {
+	return e.lookup(parent, name, false)
+}
+
+// LookupRef is Lookup for a frontend that keeps what it finds (the kernel's node for
+// it), taking the reference that Reference would take, in the same step: otherwise a
+// replace through another frontend (an S3 PUT over the name) could delete the inode
+// between the lookup and the reference, and the kernel's open of what it just looked up
+// would find nothing. The caller drops the reference with Forget.
+func (e *Engine) LookupRef(ctx context.Context, parent Ino, name string) (Attr, error) {
+	return e.lookup(parent, name, true)
+}
+
+// lookup reads the entry and its inode in one transaction, under nsMu, so a concurrent
+// replace is seen whole or not at all.
+func (e *Engine) lookup(parent Ino, name string, ref bool) (Attr, error) {
 	if err := validName(name); err != nil {
 		return Attr{}, err
 	}
-	var ent meta.Entry
-	err := e.view(func(tx *meta.Tx) (err error) {
-		ent, err = tx.Lookup(meta.Ino(parent), name)
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
+	var in meta.Inode
+	err := e.view(func(tx *meta.Tx) error {
+		ent, err := tx.Lookup(meta.Ino(parent), name)
+		if err != nil {
+			return err
+		}
+		in, err = tx.Inode(ent.Ino)
 		return err
 	})
 	if err != nil {
-		return Attr{}, fmt.Errorf("lookup %q in %d: %w", name, parent, err)
+		return Attr{}, classify(fmt.Errorf("lookup %q in %d: %w", name, parent, err))
 	}
-	return e.GetAttr(ctx, uint64(ent.Ino))
+	a := attrOf(&in)
+	if of := e.files[uint64(in.Ino)]; of != nil {
+		// An open file's view is the authority on size and times (see GetAttr).
+		of.mu.Lock()
+		a = attrOf(&of.inode)
+		of.mu.Unlock()
+	}
+	if ref {
+		e.kernelRefs[uint64(in.Ino)]++
+	}
+	return a, nil
 }
 
 // dirInode loads a directory that is to gain or lose an entry.

@@ -300,6 +300,13 @@ func fillAttr(a fs.Attr, out *gofuse.Attr) {
 // (and referenced) while the kernel uses another. Invalidations would then go to a
 // node the kernel never heard of, and the reference would never be released.
 func (n *node) child(ctx context.Context, a fs.Attr, out *gofuse.EntryOut) *gofs.Inode {
+	return n.childRef(ctx, a, out, false)
+}
+
+// childRef is child for an inode the engine already took a kernel reference on
+// (LookupRef) when referenced is set: a new node keeps it, a known node (which holds its
+// own) gives it back.
+func (n *node) childRef(ctx context.Context, a fs.Attr, out *gofuse.EntryOut, referenced bool) *gofs.Inode {
 	fillAttr(a, &out.Attr)
 	out.Generation = a.Gen
 	id := gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino, Gen: a.Gen}
@@ -307,25 +314,31 @@ func (n *node) child(ctx context.Context, a fs.Attr, out *gofuse.EntryOut) *gofs
 	fsys.nodesMu.Lock()
 	defer fsys.nodesMu.Unlock()
 	if known := fsys.nodes[a.Ino]; known != nil && known.StableAttr() == id && !known.forgotten.Load() {
+		if referenced {
+			fsys.engine.Forget(a.Ino) // never the last reference: known holds one
+		}
 		return n.NewInode(ctx, known, id)
 	}
 	fresh := &node{fsys: fsys}
 	inode := n.NewInode(ctx, fresh, id)
-	fsys.register(fresh)
+	fsys.nodes[a.Ino] = fresh
+	if !referenced {
+		fsys.engine.Reference(a.Ino)
+	}
 	return inode
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
 	defer n.fsys.rescue("lookup", &errno)
 	ctx = detach(ctx)
-	a, err := n.fsys.engine.Lookup(ctx, n.ino(), name)
+	a, err := n.fsys.engine.LookupRef(ctx, n.ino(), name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, syscall.ENOENT
 		}
 		return nil, n.errno("lookup", err)
 	}
-	return n.child(ctx, a, out), 0
+	return n.childRef(ctx, a, out, true), 0
 }
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *gofuse.AttrOut) (errno syscall.Errno) {
