@@ -353,7 +353,7 @@ func TestDiskFull(t *testing.T) {
 // KNOWN BUG (issue #6), hence opt-in: Badger's memtable log (*.mem, 2x MemTableSize) is
 // a sparse file written through mmap. A store into a page the full filesystem cannot
 // back raises SIGBUS in Badger's write goroutine (memtable.go logFile.writeEntry), and
-// the Go runtime kills ssefs ("fatal error: fault"). Set SSEFS_IT_BADGER_ENOSPC=1 to run.
+// the Go runtime kills ssefs ("fatal error: fault"). Set SSEFS_IT_KNOWN_BUGS=1 to run.
 func TestDiskFullMetadata(t *testing.T) {
 	requireMount(t)
 	if !knownBugs() {
