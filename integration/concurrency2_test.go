@@ -231,7 +231,7 @@ func TestConcurrentCrossViewWriters(t *testing.T) {
 				n := name(r.IntN(nNames))
 				id := uint64(w+1)<<32 | uint64(i+1)
 				kinds := 4
-				if inPlace(n) && knownBugs() {
+				if inPlace(n) && knownBugs {
 					kinds = 5
 				}
 				kind := r.IntN(kinds)
@@ -823,9 +823,3 @@ func sortedMapKeys(m map[string][]byte) []string {
 	sort.Strings(out)
 	return out
 }
-
-// knownBugs turns on the parts of tests that still find an open bug (SSEFS_IT_KNOWN_BUGS=1),
-// so CI stays a gate while the bug is worked on. Open (issue #6): a mount read racing an
-// O_TRUNC rewrite through the mount and S3 replacing the same name now and then returns a
-// first page of zeros (TestConcurrentCrossViewWriters, about one run in four).
-func knownBugs() bool { return os.Getenv("SSEFS_IT_KNOWN_BUGS") != "" }
