@@ -80,6 +80,19 @@ func (w *stormWorker) model(name string) *fileModel {
 	return f
 }
 
+// snapshot returns name's model and its acknowledged state (old is never nil when the
+// file exists, so oneOf tells an empty file from none).
+func (w *stormWorker) snapshot(name string) (f *fileModel, exists bool, old []byte) {
+	f = w.model(name)
+	w.mu.Lock()
+	exists, old = f.exists, f.content
+	w.mu.Unlock()
+	if exists {
+		old = present(old)
+	}
+	return f, exists, old
+}
+
 // begin marks an operation in flight; end records its outcome (ok: acknowledged).
 func (w *stormWorker) begin(f *fileModel, op string, newer []byte, accept func(exists bool, got []byte) bool) {
 	w.mu.Lock()
@@ -226,13 +239,7 @@ func mountStorm(m *Mount, bucket, prefix string, w *stormWorker, r *mrand.Rand, 
 		}
 		name := fmt.Sprintf("%s-%d", prefix, r.IntN(6))
 		path := filepath.Join(dir, name)
-		f := w.model(name)
-		w.mu.Lock()
-		exists, old := f.exists, f.content
-		w.mu.Unlock()
-		if exists {
-			old = present(old)
-		}
+		f, exists, old := w.snapshot(name)
 		var err error
 		switch op := r.IntN(5); {
 		case !exists || op == 0: // create anew (or replace) by a temporary file and a rename
@@ -311,13 +318,7 @@ func s3Storm(c *minio.Client, bucket, prefix string, w *stormWorker, r *mrand.Ra
 		default:
 		}
 		name := fmt.Sprintf("%s-%d", prefix, r.IntN(4))
-		f := w.model(name)
-		w.mu.Lock()
-		exists, old := f.exists, f.content
-		w.mu.Unlock()
-		if exists {
-			old = present(old)
-		}
+		f, exists, old := w.snapshot(name)
 		oldState := old
 		if !exists {
 			oldState = nil
