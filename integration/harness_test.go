@@ -378,23 +378,33 @@ func (m *Mount) stop(t testing.TB, timeout time.Duration) {
 	if m.reaped {
 		return
 	}
-	m.reaped = true
-	if !m.Exited() {
-		_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	if !m.waitExit(timeout) {
-		t.Errorf("ssefs did not exit within %s of SIGTERM; killing it. stderr:\n%s", timeout, m.Stderr())
-		_ = m.cmd.Process.Kill()
-		<-m.done
+	if !m.terminate(t, timeout) {
 		_ = unix.Unmount(m.Dir, unix.MNT_DETACH)
 		return
 	}
-	m.assertCleanExit(t)
 	// ssefs unmounts before it exits; allow the kernel a bounded moment to drop the entry.
 	if !waitCond(10*time.Second, func() bool { return !isMounted(m.Dir) }) {
 		t.Errorf("ssefs exited but %s is still mounted; detaching it", m.Dir)
 		_ = unix.Unmount(m.Dir, unix.MNT_DETACH)
 	}
+}
+
+// terminate sends SIGTERM and waits up to timeout for the exit, which it asserts clean;
+// past the timeout it fails the test, kills the process and reports false.
+func (p *Proc) terminate(t testing.TB, timeout time.Duration) bool {
+	t.Helper()
+	p.reaped = true
+	if !p.Exited() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	if !p.waitExit(timeout) {
+		t.Errorf("ssefs %q did not exit within %s of SIGTERM; killing it. stderr:\n%s", p.args, timeout, p.Stderr())
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return false
+	}
+	p.assertCleanExit(t)
+	return true
 }
 
 func (p *Proc) assertCleanExit(t testing.TB) {

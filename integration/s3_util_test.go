@@ -179,20 +179,9 @@ func (s *Serve) Stop(t testing.TB) {
 
 func (s *Serve) stop(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	if s.reaped {
-		return
+	if !s.reaped {
+		s.terminate(t, timeout)
 	}
-	s.reaped = true
-	if !s.Exited() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	if !s.waitExit(timeout) {
-		t.Errorf("ssefs serve did not exit within %s of SIGTERM; killing it. stderr:\n%s", timeout, s.Stderr())
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		return
-	}
-	s.assertCleanExit(t)
 }
 
 // ---------------------------------------------------------------------------------------
