@@ -2,15 +2,19 @@ package fs
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/minio/sio"
 
@@ -22,12 +26,16 @@ import (
 // FsckKind is what an fsck finding is about.
 type FsckKind string
 
-// The kinds of findings. All are inconsistencies except FsckPendingDeletion (an unlinked
-// inode the next start would delete anyway), FsckOrphanObject (garbage a crash leaves by
-// design: objects are written before the commit that references them and deleted only
-// after the commit that drops them, so a kill -9 between the two leaks them, and nothing
-// but fsck collects them) and FsckKeyUnavailable (the KMS refuses or lacks a key: secure
-// erasure or an outage, not damage to the store).
+// The kinds of findings. All are inconsistencies except those Inconsistency names: what a
+// crash of the process leaves by design, what is still to be done, and what the KMS
+// decides. FsckOrphanObject: objects are written before the commit that references them
+// and deleted only after the commit that drops them, so a kill -9 between the two leaks
+// them, and nothing but fsck collects them. FsckPastEOF: chunk records past the end of a
+// file, which a kill -9 between two commits of one flush leaves (see fsckPastEOF).
+// FsckPendingDeletion: an unlinked inode the next start would delete anyway.
+// FsckRotationPending: an interrupted key rotation, which resumes when run again.
+// FsckKeyUnavailable: the KMS refuses or lacks a key: secure erasure or an outage, not
+// damage to the store.
 const (
 	FsckDanglingEntry     FsckKind = "dangling entry"                    // an entry names a missing inode
 	FsckBadParentEntry    FsckKind = "entry outside a directory"         // an entry's parent is missing or no directory
@@ -36,6 +44,9 @@ const (
 	FsckWrongParent       FsckKind = "wrong parent"                      // a directory's Parent is not the directory holding it
 	FsckDirLinkedTwice    FsckKind = "directory linked twice"            // more than one entry names a directory
 	FsckUnreachable       FsckKind = "unreachable inode"                 // no entry, orphan record or part names it
+	FsckDirCycle          FsckKind = "directory cycle"                   // directories that hold each other, cut off from the root
+	FsckWrongBucket       FsckKind = "wrong bucket"                      // Inode.Bucket is not the bucket the inode lives in
+	FsckCrossBucketLinks  FsckKind = "links in two buckets"              // hard links to one file from two buckets
 	FsckMissingKey        FsckKind = "missing sealed key"                // a regular file without its key record
 	FsckCorruptKey        FsckKind = "corrupt sealed key"                // the key record does not decode or unseal
 	FsckKeyUnavailable    FsckKind = "key unavailable"                   // the KMS refuses or lacks the key (not corruption)
@@ -44,19 +55,29 @@ const (
 	FsckChunkCorrupt      FsckKind = "chunk failed authentication"       // decrypting the object fails
 	FsckChunkUnreadable   FsckKind = "chunk unreadable"                  // the store failed to read the object
 	FsckSharedObject      FsckKind = "chunk object shared"               // two chunk records name one object
+	FsckPastEOF           FsckKind = "chunk data past end of file"       // chunk records beyond the file's size
 	FsckOrphanObject      FsckKind = "orphaned chunk object"             // an object no chunk record names
 	FsckStrayRecords      FsckKind = "records of a missing inode"        // xattrs, chunks, keys... of an inode that is gone
 	FsckObjectRecord      FsckKind = "S3 object record without inode"    // meta.Object of an inode that is gone
+	FsckStaleObjectRecord FsckKind = "stale S3 object record"            // an ETag that does not describe the file, a misplaced flag
 	FsckBrokenUpload      FsckKind = "broken multipart upload"           // a part's inode or the bucket is gone
 	FsckPartWithoutUpload FsckKind = "part without upload"               // a part record whose upload is gone
+	FsckBadPart           FsckKind = "bad multipart part"                // a part's inode is linked, shared, of another size...
+	FsckUploadIndex       FsckKind = "upload index mismatch"             // the bucket's upload index and the upload records disagree
 	FsckLinkedOrphan      FsckKind = "linked inode on the orphan list"   // deleting it would cut live links
 	FsckPendingDeletion   FsckKind = "pending deletion"                  // unlinked, awaiting deletion
 	FsckChunklessRecords  FsckKind = "chunk records on a non-file inode" // chunks of a directory, symlink...
+	FsckRotationPending   FsckKind = "interrupted key rotation"          // a rotation record: it resumes when run again
+	FsckCorruptRotation   FsckKind = "corrupt key-rotation record"       // the rotation record does not decode
 )
 
 // Inconsistency tells whether a finding of this kind is damage (exit status 1).
 func (k FsckKind) Inconsistency() bool {
-	return k != FsckPendingDeletion && k != FsckKeyUnavailable && k != FsckOrphanObject
+	switch k {
+	case FsckPendingDeletion, FsckKeyUnavailable, FsckOrphanObject, FsckPastEOF, FsckRotationPending:
+		return false
+	}
+	return true
 }
 
 // FsckFinding is one thing fsck found, and what --repair did about it.
@@ -71,9 +92,20 @@ type FsckFinding struct {
 	Repaired  string
 	RepairErr string
 
-	fix  func(ctx context.Context) (string, error) // nil: not repairable
-	late bool                                      // fix after the metadata repairs are durable
+	fix   func(ctx context.Context) (string, error) // nil: not repairable
+	phase fsckPhase                                 // when the fix runs
 }
+
+// fsckPhase orders the repairs: metadata first, then links into lost+found (which add to
+// link counts that the first phase sets absolutely), then, once all that is durable and
+// every chunk record has been scanned again, the deletion of objects nothing names.
+type fsckPhase int
+
+const (
+	phaseMeta fsckPhase = iota
+	phaseRelink
+	phaseObjects
+)
 
 // Repairable tells whether --repair can fix the finding.
 func (f FsckFinding) Repairable() bool { return f.fix != nil }
@@ -97,7 +129,9 @@ func (f FsckFinding) String() string {
 		fmt.Fprintf(&b, "object %s", f.Object)
 	}
 	if f.Detail != "" {
-		b.WriteString(": ")
+		if f.Ino != 0 || f.Path != "" || f.Object != "" {
+			b.WriteString(": ")
+		}
 		b.WriteString(f.Detail)
 	}
 	switch {
@@ -112,9 +146,13 @@ func (f FsckFinding) String() string {
 // FsckOptions say what Fsck does besides checking.
 type FsckOptions struct {
 	// Repair fixes what can be fixed without losing data that could still be read:
-	// stray records, dangling entries, link counts, pending deletions, unreferenced
-	// objects. It never deletes an object a chunk record names, and never touches a chunk
-	// that fails authentication (reading it must keep failing with EIO).
+	// stray records, dangling entries, link counts, parents and buckets, pending
+	// deletions, chunk records past the end of a file, upload index entries, stale S3
+	// records, unreferenced objects; it links unreachable inodes into their bucket's
+	// lost+found. It never deletes an object a chunk record names (an object is deleted
+	// only after a fresh scan of every chunk record, once the repairs are durable), and
+	// never touches a chunk that fails authentication (reading it must keep failing with
+	// EIO).
 	Repair bool
 	// VerifyChunks decrypts and authenticates every chunk whose key is available.
 	VerifyChunks bool
@@ -187,9 +225,12 @@ func (r *FsckReport) Count(k FsckKind) int {
 }
 
 // Fsck checks every reference of the store both ways: entries against inodes, link
-// counts, key records against the KMS, chunk records against objects (and, with
-// VerifyChunks, their authentication), objects against chunk records, orphan, S3 object
-// and upload records against inodes. With Repair it fixes what it can (see FsckOptions).
+// counts, parents and recorded buckets, that every inode is reachable from the root, key
+// records against the KMS, chunk records against objects (and, with VerifyChunks, their
+// authentication) and against the file's size, objects against chunk records, orphan, S3
+// object and upload records against inodes, parts against their inodes, the upload index
+// against the uploads, and the key rotation record. With Repair it fixes what it can (see
+// FsckOptions).
 //
 // It is meant for an engine no frontend serves (ssefs fsck holds the data directory's
 // lock): objects being written for a commit still to come would look unreferenced.
@@ -209,7 +250,7 @@ func (e *Engine) Fsck(ctx context.Context, opt FsckOptions) (FsckReport, error) 
 	}
 	r := &fsckRun{e: e, opt: opt, objects: make(map[objstore.ID]*fsckObject),
 		inodes: make(map[meta.Ino]*fsckInode), orphans: make(map[meta.Ino]bool),
-		parts: make(map[meta.Ino]string)}
+		parts: make(map[meta.Ino]string), partHolders: make(map[meta.Ino]int), doomed: make(map[meta.Ino]bool)}
 	steps := []func(context.Context) error{r.walkObjects, r.loadMeta, r.checkNamespace, r.checkFiles, r.checkLeftovers, r.checkObjects}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -239,14 +280,32 @@ func (e *Engine) Fsck(ctx context.Context, opt FsckOptions) (FsckReport, error) 
 type fsckInode struct {
 	mode    uint32
 	nlink   uint32
+	size    uint64
 	parent  meta.Ino
-	refs    uint32 // entries that name it (in directories that exist)
-	subdirs uint32 // entries in it that name directories
-	entries uint32 // entries in it
+	bucket  meta.Ino // as recorded
+	refs    uint32   // entries that name it (in directories that exist)
+	subdirs uint32   // entries in it that name directories
+	entries uint32   // entries in it
 	// The first entry that names it, for its path and a directory's parent.
 	entParent meta.Ino
 	entName   string
+	// moreParents are the directories of its other entries (hard links), for which
+	// buckets it is linked from and whether any entry reaches it from the root.
+	moreParents []meta.Ino
+	// reach says whether a chain of entries leads to it from the root; home is then the
+	// bucket it lives in (0 for the root itself). Set by resolve.
+	reach fsckReach
+	home  meta.Ino
 }
+
+type fsckReach uint8
+
+const (
+	reachUnknown  fsckReach = iota
+	reachVisiting           // on the chain being resolved
+	reachRoot               // entries lead to it from the root
+	reachDetached           // no chain of entries leads to it from the root
+)
 
 type fsckObject struct {
 	size int64
@@ -268,6 +327,22 @@ type fsckRun struct {
 	// strayParts are part records whose upload record is gone.
 	strayParts []fsckPart
 	uploads    []meta.Upload
+	// partHolders counts the part records that name an inode (more than one is damage).
+	partHolders map[meta.Ino]int
+	uploadIndex []meta.UploadIndexEntry
+	// rotation is the recorded key rotation, if any; rotationErr why it does not decode.
+	rotation    *meta.RotationJob
+	rotationErr error
+	// cycles are sets of directories that hold each other, cut off from the root.
+	cycles [][]meta.Ino
+	// doomed are the inodes a namespace repair deletes: their other findings wait.
+	doomed map[meta.Ino]bool
+
+	// freed are the objects whose chunk records the repairs dropped, with the finding
+	// whose repair dropped them: deleted only when a fresh scan finds no record naming
+	// them (two records may share an object, which is damage, but not to be made worse).
+	freed []fsckFreed
+	cur   *FsckFinding // the finding whose fix is running
 
 	checked          atomic.Uint64 // inodes
 	chunks           atomic.Uint64
@@ -285,6 +360,11 @@ type fsckEntry struct {
 type fsckPart struct {
 	id meta.UploadID
 	p  meta.Part
+}
+
+type fsckFreed struct {
+	id objstore.ID
+	f  *FsckFinding
 }
 
 func (r *fsckRun) add(f FsckFinding) {
@@ -322,7 +402,7 @@ func (r *fsckRun) walkObjects(ctx context.Context) error {
 func (r *fsckRun) loadMeta(ctx context.Context) error {
 	err := r.e.db.View(func(tx *meta.Tx) error {
 		if err := tx.Inodes(func(in meta.Inode) bool {
-			r.inodes[in.Ino] = &fsckInode{mode: in.Mode, nlink: in.Nlink, parent: in.Parent}
+			r.inodes[in.Ino] = &fsckInode{mode: in.Mode, nlink: in.Nlink, size: in.Size, parent: in.Parent, bucket: in.Bucket}
 			return true
 		}); err != nil {
 			return err
@@ -340,6 +420,8 @@ func (r *fsckRun) loadMeta(ctx context.Context) error {
 			}
 			if in.refs == 0 {
 				in.entParent, in.entName = parent, ent.Name
+			} else {
+				in.moreParents = append(in.moreParents, parent)
 			}
 			in.refs++
 			dir.entries++
@@ -359,6 +441,16 @@ func (r *fsckRun) loadMeta(ctx context.Context) error {
 		if err := tx.AllUploads(func(u meta.Upload) bool { r.uploads = append(r.uploads, u); return true }); err != nil {
 			return err
 		}
+		if err := tx.AllUploadIndex(func(ie meta.UploadIndexEntry) bool { r.uploadIndex = append(r.uploadIndex, ie); return true }); err != nil {
+			return err
+		}
+		if job, err := tx.RotationJob(); err == nil {
+			r.rotation = &job
+		} else if errors.Is(err, meta.ErrCorrupt) {
+			r.rotationErr = err
+		} else if !errors.Is(err, meta.ErrNotFound) {
+			return err
+		}
 		keyOf := make(map[meta.UploadID]string, len(r.uploads))
 		for _, u := range r.uploads {
 			keyOf[u.ID] = u.Key
@@ -369,6 +461,7 @@ func (r *fsckRun) loadMeta(ctx context.Context) error {
 				r.strayParts = append(r.strayParts, fsckPart{id, p})
 			}
 			r.parts[p.Ino] = fmt.Sprintf("(part %d of upload %x of %q)", p.Number, id[:], key)
+			r.partHolders[p.Ino]++
 			return true
 		})
 	})
@@ -386,9 +479,22 @@ func (r *fsckRun) path(ino meta.Ino) string {
 		return "/"
 	}
 	var segs []string
+	// A walk that is not known to end at the root (cut off, or not resolved yet) may go
+	// round a cycle of directories: those note where they have been.
+	var seen map[meta.Ino]bool
 	for cur, depth := ino, 0; cur != meta.RootIno; depth++ {
 		in := r.inodes[cur]
-		if in == nil || in.refs == 0 || depth > 4096 {
+		if seen == nil && (depth == 64 || in != nil && in.reach != reachRoot) {
+			seen = make(map[meta.Ino]bool)
+		}
+		if seen != nil {
+			if seen[cur] {
+				segs = append(segs, "?")
+				break
+			}
+			seen[cur] = true
+		}
+		if in == nil || in.refs == 0 {
 			if cur == ino {
 				switch {
 				case r.orphans[ino]:
@@ -463,6 +569,18 @@ func (r *fsckRun) checkNamespace(ctx context.Context) error {
 		}
 		r.add(f)
 	}
+	r.resolve()
+	for _, cycle := range r.cycles {
+		names := make([]string, len(cycle))
+		for i, ino := range cycle {
+			names[i] = fmt.Sprint(ino)
+		}
+		// Cutting one of the entries would free the rest for lost+found, but which
+		// one is a human's call; rename refuses to make a cycle, so this is damage.
+		r.add(FsckFinding{Kind: FsckDirCycle, Ino: uint64(slices.Min(cycle)),
+			Detail: fmt.Sprintf("directories %s hold each other and no chain of entries leads to them from the root; their content is kept",
+				strings.Join(names, ", "))})
+	}
 	inos := r.sortedInos()
 	for _, ino := range inos {
 		if err := ctx.Err(); err != nil {
@@ -488,28 +606,320 @@ func (r *fsckRun) checkNamespace(ctx context.Context) error {
 		case r.orphans[ino]:
 			f.Kind = FsckPendingDeletion
 			f.Detail = "unlinked while open; deleted at the next start"
-			f.fix = func(context.Context) (string, error) { return "deleted", e.deleteInode(ino) }
+			f.fix = func(context.Context) (string, error) { return "deleted", r.dropInode(ino) }
+			r.doomed[ino] = true
 			r.add(f)
-		case isPart:
+		case isPart && in.refs == 0:
 			// A part's inode is unlinked by design; its record holds it.
 		case in.refs == 0:
-			f.Kind = FsckUnreachable
-			f.Path = ""
-			if in.nlink == 0 && in.entries == 0 {
-				// Unlinked without being put on the orphan list: nothing can ever
-				// reach it again, so deleting it is what the unlink meant.
-				f.Detail = "nlink 0, on no list: an unlink that was never finished"
-				f.fix = func(context.Context) (string, error) { return "deleted", e.deleteInode(ino) }
-			} else {
-				f.Detail = fmt.Sprintf("nlink %d, but no entry names it; it was created in %s; its content is kept",
-					in.nlink, r.dirName(in.parent))
-			}
-			r.add(f)
+			r.checkLost(f, ino, in)
 		default:
 			r.checkLinks(f, ino, in, isDir)
 		}
+		r.checkBucket(f, ino, in)
 	}
 	return nil
+}
+
+// resolve finds, for every inode, whether a chain of entries leads to it from the root,
+// and which bucket it then lives in. A directory is reached through its first entry (a
+// second one is reported as damage); any other inode through any of its entries.
+func (r *fsckRun) resolve() {
+	for _, ino := range r.sortedInos() {
+		if isDirMode(r.inodes[ino].mode) {
+			r.resolveDir(ino)
+		}
+	}
+	for _, in := range r.inodes {
+		if isDirMode(in.mode) {
+			continue
+		}
+		in.reach = reachDetached
+		for _, p := range r.parentsOf(in) {
+			if pd := r.inodes[p]; pd.reach == reachRoot {
+				in.reach, in.home = reachRoot, pd.home
+				break
+			}
+		}
+	}
+}
+
+// resolveDir walks up from a directory through first entries until it meets the root,
+// a directory no entry names (the top of a tree cut off from the root), a directory
+// already resolved, or one on the walk itself (a cycle); then settles the walk.
+func (r *fsckRun) resolveDir(ino meta.Ino) {
+	var chain []meta.Ino
+	cur := ino
+	for {
+		in := r.inodes[cur]
+		if in.reach != reachUnknown {
+			break
+		}
+		if cur == meta.RootIno {
+			in.reach, in.home = reachRoot, 0
+			break
+		}
+		if in.refs == 0 {
+			in.reach = reachDetached
+			break
+		}
+		in.reach = reachVisiting
+		chain = append(chain, cur)
+		cur = in.entParent
+	}
+	if r.inodes[cur].reach == reachVisiting {
+		cycle := slices.Clone(chain[slices.Index(chain, cur):])
+		r.cycles = append(r.cycles, cycle)
+		for _, c := range cycle {
+			r.inodes[c].reach = reachDetached
+		}
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		in := r.inodes[chain[i]]
+		if in.reach != reachVisiting {
+			continue // in the cycle
+		}
+		p := r.inodes[in.entParent]
+		in.reach = p.reach
+		if in.entParent == meta.RootIno {
+			in.home = chain[i] // a bucket is its own
+		} else {
+			in.home = p.home
+		}
+	}
+}
+
+// parentsOf lists the directories whose entries name in.
+func (r *fsckRun) parentsOf(in *fsckInode) []meta.Ino {
+	if in.refs == 0 {
+		return nil
+	}
+	return append([]meta.Ino{in.entParent}, in.moreParents...)
+}
+
+// isBucket tells whether ino is a bucket directory the root names.
+func (r *fsckRun) isBucket(ino meta.Ino) bool {
+	in := r.inodes[ino]
+	return ino != meta.RootIno && in != nil && isDirMode(in.mode) && in.reach == reachRoot && in.entParent == meta.RootIno
+}
+
+// checkBucket checks Inode.Bucket: which bucket's key a new file in a directory is sealed
+// under, and what refuses links and renames between buckets (sameBucket). It must be the
+// bucket the inode's entries put it in; for the root, none.
+func (r *fsckRun) checkBucket(f FsckFinding, ino meta.Ino, in *fsckInode) {
+	if in.reach != reachRoot {
+		return // cut off (reported above) or held by an upload (checkUpload)
+	}
+	want := in.home
+	if !isDirMode(in.mode) {
+		homes := []meta.Ino{}
+		for _, p := range r.parentsOf(in) {
+			if pd := r.inodes[p]; pd.reach == reachRoot && !slices.Contains(homes, pd.home) {
+				homes = append(homes, pd.home)
+			}
+		}
+		if len(homes) > 1 {
+			names := make([]string, len(homes))
+			for i, h := range homes {
+				names[i] = r.dirName(h)
+			}
+			f.Kind = FsckCrossBucketLinks
+			f.Detail = fmt.Sprintf("hard links from %s; a file belongs to one bucket (its key is sealed for it), which one is a human's call",
+				strings.Join(names, " and "))
+			r.add(f)
+			return
+		}
+		if want == 0 {
+			return // a file in the root itself: its entry is the damage (no bucket to want)
+		}
+	}
+	if in.bucket == want {
+		return
+	}
+	f.Kind = FsckWrongBucket
+	if want == 0 {
+		f.Detail = fmt.Sprintf("records bucket inode %d; the root belongs to no bucket", in.bucket)
+	} else {
+		f.Detail = fmt.Sprintf("records bucket inode %d, but it lives in bucket %s (inode %d)", in.bucket, r.dirName(want), want)
+	}
+	f.fix = func(context.Context) (string, error) {
+		return fmt.Sprintf("bucket set to %d", want), r.e.update(func(tx *meta.Tx) error {
+			cur, err := tx.Inode(ino)
+			if err != nil {
+				return err
+			}
+			cur.Bucket = want
+			return tx.PutInode(&cur)
+		})
+	}
+	r.add(f)
+}
+
+// checkLost reports an inode that no entry names and that no orphan or part record
+// holds. With nlink 0 and nothing in it, it is an unlink that never finished, and goes.
+// Anything else may hold content someone wants: as e2fsck does, the repair links it into
+// the lost+found directory of its bucket, named by its number, instead of deleting it.
+func (r *fsckRun) checkLost(f FsckFinding, ino meta.Ino, in *fsckInode) {
+	f.Kind = FsckUnreachable
+	f.Path = ""
+	if in.nlink == 0 && in.entries == 0 {
+		// Unlinked without being put on the orphan list: nothing can ever reach it
+		// again, so deleting it is what the unlink meant.
+		f.Detail = "nlink 0, on no list: an unlink that was never finished"
+		f.fix = func(context.Context) (string, error) { return "deleted", r.dropInode(ino) }
+		r.doomed[ino] = true
+		r.add(f)
+		return
+	}
+	f.Detail = fmt.Sprintf("nlink %d, but no entry names it; it was created in %s; its content is kept", in.nlink, r.dirName(in.parent))
+	bucket := r.lostBucket(ino, in)
+	switch {
+	case bucket != 0:
+		f.Detail += fmt.Sprintf(" (--repair links it into %s/%s)", r.dirName(bucket), lostFoundName)
+		f.phase = phaseRelink
+		f.fix = func(context.Context) (string, error) { return r.linkLost(ino, bucket) }
+	case isDirMode(in.mode) && in.parent == meta.RootIno:
+		f.Detail += "; it is a bucket directory the root no longer names, and --repair does not invent bucket names"
+	default:
+		f.Detail += fmt.Sprintf("; its bucket (inode %d) is gone, so there is no lost+found to link it into", in.bucket)
+	}
+	r.add(f)
+}
+
+// lostFoundName is the directory of a bucket that fsck links unreachable inodes into.
+const lostFoundName = "lost+found"
+
+// lostBucket picks the bucket whose lost+found takes an unreachable inode: the one it
+// records, else the one of the directory it was created in; 0 if neither is there.
+func (r *fsckRun) lostBucket(ino meta.Ino, in *fsckInode) meta.Ino {
+	if in.bucket != ino && r.isBucket(in.bucket) {
+		return in.bucket
+	}
+	if p := r.inodes[in.parent]; p != nil && isDirMode(p.mode) && p.reach == reachRoot && r.isBucket(p.home) {
+		return p.home
+	}
+	return 0
+}
+
+// linkLost links ino as lost+found/#ino in bucket (lost+found is made, mode 0700 as
+// e2fsck makes it, if missing), with the link count and parent that entry gives it.
+func (r *fsckRun) linkLost(ino, bucket meta.Ino) (string, error) {
+	e := r.e
+	subdirs := r.inodes[ino].subdirs
+	var name string
+	err := e.update(func(tx *meta.Tx) error {
+		b, err := dirInode(tx, uint64(bucket))
+		if err != nil {
+			return fmt.Errorf("bucket inode %d: %w", bucket, err)
+		}
+		lf, err := e.lostFound(tx, &b)
+		if err != nil {
+			return err
+		}
+		in, err := tx.Inode(ino)
+		if err != nil {
+			return err
+		}
+		// Named by number, as e2fsck does; a suffix if a name of that form is taken.
+		name = fmt.Sprintf("#%d", ino)
+		for n := 1; ; n++ {
+			if _, err := tx.Lookup(lf.Ino, name); errors.Is(err, meta.ErrNotFound) {
+				break
+			} else if err != nil {
+				return err
+			}
+			name = fmt.Sprintf("#%d.%d", ino, n)
+		}
+		in.Nlink = 1
+		if isDirMode(in.Mode) {
+			in.Nlink = 2 + subdirs
+		}
+		in.Parent, in.Bucket, in.Ctime = lf.Ino, bucket, now()
+		if err := tx.PutInode(&in); err != nil {
+			return err
+		}
+		return addEntry(tx, &lf, name, &in)
+	})
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("linked as %s/%s/%s", r.dirName(bucket), lostFoundName, name), nil
+}
+
+// lostFound returns bucket's lost+found directory, making it if missing.
+func (e *Engine) lostFound(tx *meta.Tx, bucket *meta.Inode) (meta.Inode, error) {
+	ent, err := tx.Lookup(bucket.Ino, lostFoundName)
+	switch {
+	case err == nil:
+		if !isDirMode(ent.Mode) {
+			return meta.Inode{}, fmt.Errorf("%s in bucket inode %d is not a directory: %w", lostFoundName, bucket.Ino, ErrNotDir)
+		}
+		return dirInode(tx, uint64(ent.Ino))
+	case !errors.Is(err, meta.ErrNotFound):
+		return meta.Inode{}, err
+	}
+	lf, err := e.prepareNew(*bucket, lostFoundName, Owner{Mode: syscall.S_IFDIR | 0o700})
+	if err != nil {
+		return meta.Inode{}, err
+	}
+	if err := tx.PutInode(&lf); err != nil {
+		return meta.Inode{}, err
+	}
+	return lf, addEntry(tx, bucket, lostFoundName, &lf)
+}
+
+// dropInode deletes an inode and every record keyed by it (or the records of one that is
+// gone), its chunk records in bounded batches as deleteInode does. The objects those
+// records named are not scheduled for deletion here: repair deletes them only once a
+// fresh scan finds no chunk record naming them.
+func (r *fsckRun) dropInode(ino meta.Ino) error {
+	for {
+		var batch []meta.Chunk
+		err := r.e.update(func(tx *meta.Tx) error {
+			batch = batch[:0]
+			err := tx.Chunks(ino, 0, func(c meta.Chunk) bool {
+				batch = append(batch, c)
+				return len(batch) < chunkBatch
+			})
+			if err != nil {
+				return err
+			}
+			for _, c := range batch {
+				if err := tx.DeleteChunk(ino, c.Index); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("deleting the chunks of inode %d: %w", ino, err)
+		}
+		r.free(batch)
+		if len(batch) < chunkBatch {
+			break
+		}
+	}
+	var rest []meta.Chunk
+	err := r.e.update(func(tx *meta.Tx) (err error) {
+		rest, err = tx.DeleteInode(ino)
+		if errors.Is(err, meta.ErrNotFound) {
+			rest = nil
+			return tx.DeleteInodeRecords(ino) // the leftovers of an inode that is gone
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("deleting inode %d: %w", ino, err)
+	}
+	r.free(rest)
+	return nil
+}
+
+// free notes the objects of chunk records the running repair dropped.
+func (r *fsckRun) free(cs []meta.Chunk) {
+	for _, c := range cs {
+		r.freed = append(r.freed, fsckFreed{objstore.ID(c.Object), r.cur})
+	}
 }
 
 func (r *fsckRun) checkLinks(f FsckFinding, ino meta.Ino, in *fsckInode, isDir bool) {
@@ -679,6 +1089,7 @@ func (r *fsckRun) checkFile(ctx context.Context, ino meta.Ino, jobs chan<- verif
 			clear(oek[:])
 		}
 	}()
+	past := fsckPastEOF{size: inode.Size, cs: uint64(inode.ChunkSize)}
 	var chunks []meta.Chunk
 	const batch = 1024 // chunk records in memory at once, for files of any size
 	for from := uint64(0); ; {
@@ -694,6 +1105,15 @@ func (r *fsckRun) checkFile(ctx context.Context, ino meta.Ino, jobs chan<- verif
 			return classify(fmt.Errorf("fsck: chunks of inode %d: %w", ino, err))
 		}
 		for _, c := range chunks {
+			if past.beyond(c) {
+				// Unreadable (reads stop at the size) and due to go: counted, so that
+				// its object is no orphan, but neither checked nor verified.
+				r.chunks.Add(1)
+				if obj := r.objects[objstore.ID(c.Object)]; obj != nil {
+					obj.refs++
+				}
+				continue
+			}
 			if !r.checkChunk(ino, path, c) {
 				continue
 			}
@@ -715,7 +1135,145 @@ func (r *fsckRun) checkFile(ctx context.Context, ino meta.Ino, jobs chan<- verif
 		}
 		from = chunks[len(chunks)-1].Index + 1
 	}
+	if past.found() && !r.doomed[ino] {
+		r.add(FsckFinding{Kind: FsckPastEOF, Ino: uint64(ino), Path: path, Detail: past.String(),
+			fix: func(context.Context) (string, error) { return r.trimPastEOF(ino) }})
+	}
 	return nil
+}
+
+// fsckPastEOF notes chunk data past the end of a file: chunk records at or past the size,
+// or a last chunk whose PlainLen runs past it. None of it is readable (reads stop at the
+// size), and it is what a crash legitimately leaves. A commit of stored chunks records the
+// size that putInodeBefore holds back at the first chunk still in memory below it, so that
+// a crash leaves a prefix of the file rather than a hole of zeros where that chunk was to
+// be; a kill -9 before the commit of that chunk leaves the committed chunks past the size.
+// (Truncate's batched tail drop commits each lower size with its drop, so it leaves
+// nothing past it.) A later write into such a chunk starts from its stored plaintext and
+// carries the data past the size into a chunk whose PlainLen then runs past it. So fsck
+// counts neither as an inconsistency: after a kill -9 it must find none.
+//
+// The size is authoritative, so the repair (trimPastEOF) loses nothing readable: a write
+// that flush, fsync or close acknowledged was committed with a size that covers it, and a
+// size held back is by design the last consistent prefix; growing the size over the
+// records instead would read zeros for the chunks the crash lost, content that was never
+// the file's. The repair matters all the same: the engine does not drop chunk data between
+// the old and the new size when a file grows (ftruncate up, a write past the end), so
+// until it is trimmed, the data past the end comes back where zeros belong.
+type fsckPastEOF struct {
+	size, cs     uint64
+	n            uint64 // chunk records wholly past the end
+	first, last  uint64 // their indexes
+	tail         uint64 // the last chunk's plaintext bytes past the end
+	tailIndex    uint64
+	tailReported bool
+}
+
+// beyond notes c if it reaches past the end; it tells whether c lies wholly past it.
+func (p *fsckPastEOF) beyond(c meta.Chunk) bool {
+	if p.cs == 0 {
+		return false
+	}
+	keep := p.size/p.cs + min(p.size%p.cs, 1) // chunks [0, keep) hold the content
+	if c.Index >= keep {
+		if p.n == 0 {
+			p.first = c.Index
+		}
+		p.n++
+		p.last = c.Index
+		return true
+	}
+	if end := c.Index*p.cs + uint64(c.PlainLen); end > p.size {
+		p.tail, p.tailIndex, p.tailReported = end-p.size, c.Index, true
+	}
+	return false
+}
+
+func (p *fsckPastEOF) found() bool { return p.n > 0 || p.tailReported }
+
+func (p *fsckPastEOF) String() string {
+	var why []string
+	switch {
+	case p.n == 1:
+		why = append(why, fmt.Sprintf("chunk %d lies wholly past the end", p.first))
+	case p.n > 1:
+		why = append(why, fmt.Sprintf("%d chunk records (chunks %d to %d) lie wholly past the end", p.n, p.first, p.last))
+	}
+	if p.tailReported {
+		why = append(why, fmt.Sprintf("chunk %d holds %d bytes past the end", p.tailIndex, p.tail))
+	}
+	return fmt.Sprintf("size %d: %s; unreadable, left by a crash during a write (a growing file would show it where zeros belong)",
+		p.size, strings.Join(why, "; "))
+}
+
+// trimPastEOF does to the chunk records what a truncate to the file's own size does:
+// records past the end go (in bounded batches), the last one's PlainLen is shortened. The
+// content up to the size is not touched.
+func (r *fsckRun) trimPastEOF(ino meta.Ino) (string, error) {
+	var dropped int
+	var shortened bool
+	for {
+		var batch []meta.Chunk
+		var short bool
+		err := r.e.update(func(tx *meta.Tx) error {
+			batch, short = batch[:0], false
+			in, err := tx.Inode(ino)
+			if err != nil {
+				return err
+			}
+			cs := uint64(in.ChunkSize)
+			if cs == 0 {
+				return nil
+			}
+			keep := (in.Size + cs - 1) / cs
+			err = tx.Chunks(ino, keep, func(c meta.Chunk) bool {
+				batch = append(batch, c)
+				return len(batch) < chunkBatch
+			})
+			if err != nil {
+				return err
+			}
+			for _, c := range batch {
+				if err := tx.DeleteChunk(ino, c.Index); err != nil {
+					return err
+				}
+			}
+			if keep == 0 {
+				return nil
+			}
+			c, err := tx.Chunk(ino, keep-1)
+			if errors.Is(err, meta.ErrNotFound) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if tail := in.Size - (keep-1)*cs; uint64(c.PlainLen) > tail {
+				c.PlainLen, short = uint32(tail), true
+				return tx.PutChunk(ino, c)
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
+		}
+		shortened = shortened || short
+		r.free(batch)
+		dropped += len(batch)
+		if len(batch) < chunkBatch {
+			break
+		}
+	}
+	var did []string
+	if dropped > 0 {
+		did = append(did, fmt.Sprintf("%d chunk records dropped", dropped))
+	}
+	if shortened {
+		did = append(did, "last chunk shortened to the size")
+	}
+	if len(did) == 0 {
+		did = append(did, "nothing left past the end")
+	}
+	return strings.Join(did, ", "), nil
 }
 
 // checkChunk checks a chunk record against the object store and counts the reference;
@@ -851,20 +1409,16 @@ func (r *fsckRun) checkLeftovers(ctx context.Context) error {
 	for _, o := range stray {
 		ino := o.ino
 		r.add(FsckFinding{Kind: FsckStrayRecords, Ino: uint64(ino), Detail: strings.Join(o.kinds, ", "),
-			fix: func(ctx context.Context) (string, error) {
-				// deleteInode drops chunk records in batches and schedules their
-				// objects for deletion after the commit is durable.
-				if err := e.deleteInode(ino); err != nil {
-					return "", err
-				}
-				return "records removed", e.update(func(tx *meta.Tx) error { return tx.DeleteInodeRecords(ino) })
-			}})
+			fix: func(ctx context.Context) (string, error) { return "records removed", r.dropInode(ino) }})
 	}
 	for _, ino := range hasObjectRecord {
 		r.add(FsckFinding{Kind: FsckObjectRecord, Ino: uint64(ino), Detail: "the inode does not exist",
 			fix: func(context.Context) (string, error) {
 				return "record removed", e.update(func(tx *meta.Tx) error { return tx.DeleteObject(ino) })
 			}})
+	}
+	if err := r.checkObjectRecords(); err != nil {
+		return err
 	}
 	for _, u := range r.uploads {
 		r.checkUpload(u)
@@ -873,30 +1427,46 @@ func (r *fsckRun) checkLeftovers(ctx context.Context) error {
 		r.add(FsckFinding{Kind: FsckPartWithoutUpload, Ino: uint64(sp.p.Ino), Path: r.parts[sp.p.Ino],
 			Detail: "its upload record is gone",
 			fix: func(context.Context) (string, error) {
-				_, exists := r.inodes[sp.p.Ino]
+				owned := r.ownsPart(sp.p.Ino)
 				err := e.update(func(tx *meta.Tx) error {
 					if err := tx.DeletePart(sp.id, sp.p.Number); err != nil {
 						return err
 					}
-					if exists {
+					if owned {
 						return tx.AddOrphan(sp.p.Ino) // deleted right below; a crash leaves it listed
 					}
 					return nil
 				})
-				if err == nil && exists {
-					err = e.deleteInode(sp.p.Ino)
+				if err != nil {
+					return "", err
 				}
-				return "part record and its inode removed", err
+				if !owned {
+					return "part record removed (its inode is not the record's alone, and stays)", nil
+				}
+				return "part record and its inode removed", r.dropInode(sp.p.Ino)
 			}})
 	}
+	r.checkUploadIndex()
+	r.checkRotation()
 	return ctx.Err()
+}
+
+// ownsPart tells whether a part record is all that holds an inode, so that dropping the
+// record may delete the inode: not when an entry links it too, nor when another part
+// record names it (both damage, reported by checkPart).
+func (r *fsckRun) ownsPart(ino meta.Ino) bool {
+	in := r.inodes[ino]
+	return in != nil && in.refs == 0 && r.partHolders[ino] == 1
 }
 
 func (r *fsckRun) checkUpload(u meta.Upload) {
 	e := r.e
 	var why []string
-	if b := r.inodes[u.Bucket]; b == nil || !isDirMode(b.mode) {
+	switch b := r.inodes[u.Bucket]; {
+	case b == nil || !isDirMode(b.mode):
 		why = append(why, fmt.Sprintf("its bucket, inode %d, is gone", u.Bucket))
+	case b.reach == reachRoot && b.entParent != meta.RootIno:
+		why = append(why, fmt.Sprintf("its bucket, inode %d, is %s, a directory inside a bucket", u.Bucket, r.path(u.Bucket)))
 	}
 	var parts []meta.Part
 	err := e.db.View(func(tx *meta.Tx) error {
@@ -906,8 +1476,14 @@ func (r *fsckRun) checkUpload(u meta.Upload) {
 		why = append(why, fmt.Sprintf("its parts cannot be read: %v", err))
 	}
 	for _, p := range parts {
-		if r.inodes[p.Ino] == nil {
+		in := r.inodes[p.Ino]
+		switch {
+		case in == nil:
 			why = append(why, fmt.Sprintf("part %d's inode %d is gone", p.Number, p.Ino))
+		case !isRegMode(in.mode):
+			why = append(why, fmt.Sprintf("part %d's inode %d is not a regular file (mode %o)", p.Number, p.Ino, in.mode))
+		default:
+			r.checkPart(u, p, in)
 		}
 	}
 	if len(why) == 0 {
@@ -917,7 +1493,8 @@ func (r *fsckRun) checkUpload(u meta.Upload) {
 	r.add(FsckFinding{Kind: FsckBrokenUpload, Path: fmt.Sprintf("upload %x of %q", id[:], u.Key), Detail: strings.Join(why, "; "),
 		fix: func(context.Context) (string, error) {
 			// As AbortUpload does: the record goes, the parts' inodes are orphaned in the
-			// same transaction and deleted after it.
+			// same transaction and deleted after it; but not an inode that an entry or
+			// another part record also holds.
 			var held []meta.Ino
 			err := e.update(func(tx *meta.Tx) error {
 				held = held[:0]
@@ -926,6 +1503,9 @@ func (r *fsckRun) checkUpload(u meta.Upload) {
 					return err
 				}
 				for _, p := range parts {
+					if !r.ownsPart(p.Ino) {
+						continue
+					}
 					if _, err := tx.Inode(p.Ino); err == nil {
 						held = append(held, p.Ino)
 						if err := tx.AddOrphan(p.Ino); err != nil {
@@ -939,11 +1519,216 @@ func (r *fsckRun) checkUpload(u meta.Upload) {
 			})
 			for _, ino := range held {
 				if err == nil {
-					err = e.deleteInode(ino)
+					err = r.dropInode(ino)
 				}
 			}
 			return fmt.Sprintf("upload aborted, %d part inodes deleted", len(held)), err
 		}})
+}
+
+// checkPart checks a part record against its (regular file) inode: the record must be
+// all that holds it, the sizes must agree, and the inode must be in the upload's bucket.
+func (r *fsckRun) checkPart(u meta.Upload, p meta.Part, in *fsckInode) {
+	id := u.ID
+	f := FsckFinding{Kind: FsckBadPart, Ino: uint64(p.Ino), Path: fmt.Sprintf("(part %d of upload %x of %q)", p.Number, id[:], u.Key)}
+	if in.refs > 0 {
+		// The part record owns its inode: completing or aborting the upload deletes it,
+		// and with it a file that entries name. Dropping the record keeps the file; the
+		// client uploads that part again.
+		g := f
+		g.Detail = fmt.Sprintf("its inode is also linked as %s: completing or aborting the upload would delete that file", r.path(p.Ino))
+		g.fix = func(context.Context) (string, error) {
+			return "part record removed; the file stays (the part must be uploaded again)",
+				r.e.update(func(tx *meta.Tx) error { return tx.DeletePart(id, p.Number) })
+		}
+		r.add(g)
+	}
+	if n := r.partHolders[p.Ino]; n > 1 {
+		g := f
+		g.Detail = fmt.Sprintf("its inode is named by %d part records: retiring one would delete another's content; which one is right is a human's call", n)
+		r.add(g)
+	}
+	if in.size != p.Size {
+		g := f
+		g.Detail = fmt.Sprintf("the record says %d bytes, its inode holds %d: completing the upload would fail or store other bytes than the part's ETag describes (upload the part again)", p.Size, in.size)
+		r.add(g)
+	}
+	if in.refs == 0 && in.bucket != u.Bucket {
+		g := f
+		g.Kind = FsckWrongBucket
+		g.Detail = fmt.Sprintf("records bucket inode %d, but its upload is for bucket inode %d", in.bucket, u.Bucket)
+		want, ino := u.Bucket, p.Ino
+		g.fix = func(context.Context) (string, error) {
+			return fmt.Sprintf("bucket set to %d", want), r.e.update(func(tx *meta.Tx) error {
+				cur, err := tx.Inode(ino)
+				if err != nil {
+					return err
+				}
+				cur.Bucket = want
+				return tx.PutInode(&cur)
+			})
+		}
+		r.add(g)
+	}
+}
+
+// checkUploadIndex checks the per-bucket index of uploads (what ListMultipartUploads
+// walks) against the upload records, both ways. An entry naming no upload makes every
+// listing of its bucket's uploads fail; an upload without its entry is missing from them
+// (and so never aborted by a client that lists to clean up).
+func (r *fsckRun) checkUploadIndex() {
+	e := r.e
+	byID := make(map[meta.UploadID]*meta.Upload, len(r.uploads))
+	for i := range r.uploads {
+		byID[r.uploads[i].ID] = &r.uploads[i]
+	}
+	indexed := make(map[meta.UploadID]bool, len(r.uploads))
+	for _, ie := range r.uploadIndex {
+		f := FsckFinding{Kind: FsckUploadIndex, Path: fmt.Sprintf("upload index of %s, key %q", r.dirName(ie.Bucket), ie.Key)}
+		switch u := byID[ie.ID]; {
+		case u == nil:
+			f.Detail = fmt.Sprintf("names upload %x, which does not exist: listing the bucket's uploads fails on it", ie.ID[:])
+		case u.Bucket != ie.Bucket || u.Key != ie.Key:
+			f.Detail = fmt.Sprintf("names upload %x, whose record is for key %q in bucket inode %d", ie.ID[:], u.Key, u.Bucket)
+		default:
+			indexed[ie.ID] = true
+			continue
+		}
+		f.fix = func(context.Context) (string, error) {
+			return "entry removed", e.update(func(tx *meta.Tx) error { return tx.DeleteUploadIndex(ie) })
+		}
+		r.add(f)
+	}
+	for _, u := range r.uploads {
+		if indexed[u.ID] || !r.isBucket(u.Bucket) {
+			continue // a broken upload is aborted, index entry and all
+		}
+		ie := meta.UploadIndexEntry{Bucket: u.Bucket, Key: u.Key, ID: u.ID}
+		r.add(FsckFinding{Kind: FsckUploadIndex, Path: fmt.Sprintf("upload %x of %q", u.ID[:], u.Key),
+			Detail: fmt.Sprintf("not in the upload index of %s: listings of the bucket's uploads do not show it", r.dirName(u.Bucket)),
+			fix: func(context.Context) (string, error) {
+				return "entry added", e.update(func(tx *meta.Tx) error { return tx.PutUploadIndex(ie) })
+			}})
+	}
+}
+
+// checkRotation reports a key rotation record. One that decodes is an interrupted
+// rotation, no damage: every batch re-seals its files in one transaction, so each file
+// holds a whole sealed key, old or new; running the rotation again finishes it. Only the
+// operator knows whether to finish or abandon it, and finishing needs the KMS, so repair
+// leaves it. One that does not decode makes every rotation fail; dropping it loses only
+// the progress it recorded, for the same reason.
+func (r *fsckRun) checkRotation() {
+	e := r.e
+	switch {
+	case r.rotationErr != nil:
+		r.add(FsckFinding{Kind: FsckCorruptRotation,
+			Detail: fmt.Sprintf("%v: every key rotation fails on it (sealed keys are whole either way; only the record's progress is lost)", r.rotationErr),
+			fix: func(context.Context) (string, error) {
+				return "record dropped", e.update(func(tx *meta.Tx) error { return tx.DeleteRotationJob() })
+			}})
+	case r.rotation != nil:
+		j := *r.rotation
+		detail := fmt.Sprintf("%s, started %s, %d of %d files done, %d skipped; run it again with the same options to finish it, or abandon it",
+			describeRotation(j), time.Unix(0, j.Started).UTC().Format(time.RFC3339), j.Done, j.Total, j.Skipped)
+		if j.Bucket != "" && !r.hasBucket(j.Bucket) {
+			detail += fmt.Sprintf(" (its bucket %q is gone: it can only be abandoned)", j.Bucket)
+		}
+		r.add(FsckFinding{Kind: FsckRotationPending, Detail: detail})
+	}
+}
+
+func (r *fsckRun) hasBucket(name string) bool {
+	for ino, in := range r.inodes {
+		if in.entName == name && r.isBucket(ino) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkObjectRecords checks the S3 records of inodes that exist: a file's ETag must be
+// well formed and describe the file's current size (the engine drops it in the
+// transaction that changes the content; one that survived is ignored by S3 reads, which
+// compare sizes, but is damage), only directories may be implicit, and only files and
+// directories are S3 objects at all.
+func (r *fsckRun) checkObjectRecords() error {
+	e := r.e
+	err := e.db.View(func(tx *meta.Tx) error {
+		return tx.AllObjects(func(ino meta.Ino, o meta.Object) bool {
+			in := r.inodes[ino]
+			if in == nil {
+				return true // FsckObjectRecord
+			}
+			isReg, isDir := isRegMode(in.mode), isDirMode(in.mode)
+			var why []string
+			var dropETag, clearImplicit bool
+			switch {
+			case !isReg && !isDir:
+				why = append(why, fmt.Sprintf("an S3 record on an inode of mode %o, which is no S3 object", in.mode))
+			case isReg && o.ETag != "" && !validETag(o.ETag):
+				why, dropETag = append(why, fmt.Sprintf("ETag %q is malformed", o.ETag)), true
+			case isReg && o.ETag != "" && o.Size != in.size:
+				why, dropETag = append(why, fmt.Sprintf("ETag %s describes %d bytes, the file holds %d", o.ETag, o.Size, in.size)), true
+			}
+			if isReg && o.Flags&meta.ObjectImplicitDir != 0 {
+				why, clearImplicit = append(why, "a file marked as an implicit directory"), true
+			}
+			if len(why) == 0 {
+				return true
+			}
+			remove := !isReg && !isDir
+			f := FsckFinding{Kind: FsckStaleObjectRecord, Ino: uint64(ino), Path: r.path(ino), Detail: strings.Join(why, "; ")}
+			f.fix = func(context.Context) (string, error) {
+				if remove {
+					return "record removed", e.update(func(tx *meta.Tx) error { return tx.DeleteObject(ino) })
+				}
+				var did []string
+				err := e.update(func(tx *meta.Tx) error {
+					did = did[:0]
+					cur, err := tx.Object(ino)
+					if err != nil {
+						return err
+					}
+					if dropETag {
+						// What a write through the mount does: S3 then shows a
+						// synthetic ETag, as it already did for a size mismatch.
+						cur.ETag, cur.Size = "", 0
+						did = append(did, "ETag dropped")
+					}
+					if clearImplicit {
+						cur.Flags &^= meta.ObjectImplicitDir
+						did = append(did, "implicit flag cleared")
+					}
+					return tx.PutObject(ino, &cur)
+				})
+				return strings.Join(did, ", "), err
+			}
+			r.add(f)
+			return true
+		})
+	})
+	if err != nil {
+		return classify(fmt.Errorf("fsck: reading S3 object records: %w", err))
+	}
+	return nil
+}
+
+// validETag tells whether an ETag has a form the engine writes: 32 lowercase hex digits
+// (an MD5), followed for a multipart upload by "-" and the number of parts.
+func validETag(s string) bool {
+	sum, parts, multi := strings.Cut(s, "-")
+	if len(sum) != 32 || strings.ToLower(sum) != sum {
+		return false
+	}
+	if _, err := hex.DecodeString(sum); err != nil {
+		return false
+	}
+	if !multi {
+		return true
+	}
+	n, err := strconv.Atoi(parts)
+	return err == nil && n >= 1 && n <= MaxPartNumber && strconv.Itoa(n) == parts
 }
 
 // checkObjects reports objects that no chunk record names.
@@ -958,7 +1743,7 @@ func (r *fsckRun) checkObjects(ctx context.Context) error {
 	for _, id := range ids {
 		size := r.objects[id].size
 		r.add(FsckFinding{Kind: FsckOrphanObject, Object: id.String(),
-			Detail: fmt.Sprintf("%d bytes, named by no chunk record", size), late: true,
+			Detail: fmt.Sprintf("%d bytes, named by no chunk record", size), phase: phaseObjects,
 			fix: func(ctx context.Context) (string, error) {
 				return "deleted", classify(r.e.store.Delete(ctx, id))
 			}})
@@ -966,21 +1751,24 @@ func (r *fsckRun) checkObjects(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// repair runs the fixes: metadata first, made durable (which also deletes the objects
-// those fixes freed), then the unreferenced objects, each checked once more against a
-// fresh scan of every chunk record, so that no object a record names is ever deleted.
+// repair runs the fixes: metadata first, then the links into lost+found, made durable
+// (which also deletes the objects of this engine's own replaced chunks), then the objects
+// the repairs freed and those nothing referenced, each checked once more against a fresh
+// scan of every chunk record, so that no object a record names is ever deleted.
 func (r *fsckRun) repair(ctx context.Context) error {
 	all := r.report.Findings
-	run := func(late bool) error {
+	run := func(phase fsckPhase) error {
 		for i := range all {
 			f := &all[i]
-			if f.fix == nil || f.late != late {
+			if f.fix == nil || f.phase != phase {
 				continue
 			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			r.cur = f
 			what, err := f.fix(ctx)
+			r.cur = nil
 			if err != nil {
 				f.RepairErr = err.Error()
 				continue
@@ -989,8 +1777,10 @@ func (r *fsckRun) repair(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := run(false); err != nil {
-		return err
+	for _, phase := range []fsckPhase{phaseMeta, phaseRelink} {
+		if err := run(phase); err != nil {
+			return err
+		}
 	}
 	if err := r.e.syncDurable(ctx); err != nil {
 		return fmt.Errorf("fsck: making the repairs durable: %w", err)
@@ -998,6 +1788,15 @@ func (r *fsckRun) repair(ctx context.Context) error {
 	referenced, err := r.referencedObjects(ctx)
 	if err != nil {
 		return err
+	}
+	for _, fr := range r.freed {
+		if referenced[fr.id] || r.objects[fr.id] == nil {
+			continue // another chunk record names it too (reported as shared), or it was missing
+		}
+		if err := r.e.store.Delete(ctx, fr.id); err != nil && fr.f != nil {
+			// The metadata repair stands; the object is an orphan the next fsck collects.
+			fr.f.Repaired += fmt.Sprintf(" (object %s not deleted: %v)", fr.id, classify(err))
+		}
 	}
 	for i := range all {
 		f := &all[i]
@@ -1011,7 +1810,7 @@ func (r *fsckRun) repair(ctx context.Context) error {
 			f.RepairErr = "a chunk record names it now; left alone"
 		}
 	}
-	return run(true)
+	return run(phaseObjects)
 }
 
 // referencedObjects scans every chunk record in the store.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,8 +25,9 @@ const fsckChunk = 4096
 // symlink, a multi-chunk file, S3 objects (one SSE-C), and a multipart upload in progress.
 type fsckStore struct {
 	*testEnv
-	d, f1, f2, sym, sseC, part Ino
-	sseCChunks                 uint64
+	d, f1, f2, sym, sseC, part, obj Ino
+	sseCChunks                      uint64
+	upload                          string // the upload in progress, of key "mp"
 }
 
 func newFsckStore(t *testing.T) *fsckStore {
@@ -47,7 +50,7 @@ func newFsckStore(t *testing.T) *fsckStore {
 		t.Fatal(err)
 	}
 	s.sym = sa.Ino
-	put(t, e, "bucket", "obj/deep/key", randBytes(fsckChunk+1), PutOptions{})
+	s.obj = put(t, e, "bucket", "obj/deep/key", randBytes(fsckChunk+1), PutOptions{}).Ino
 	var ck [32]byte
 	rand.Read(ck[:])
 	s.sseC = put(t, e, "bucket", "secret", randBytes(2*fsckChunk+1), PutOptions{SSE: SSE{Type: keys.SSEC, ClientKey: &ck}}).Ino
@@ -56,6 +59,7 @@ func newFsckStore(t *testing.T) *fsckStore {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.upload = id
 	uploadPart(t, e, id, 1, randBytes(fsckChunk+5), PartOptions{})
 	if err := env.db.View(func(tx *meta.Tx) error {
 		return tx.AllParts(func(_ meta.UploadID, p meta.Part) bool { s.part = uint64(p.Ino); return false })
@@ -111,6 +115,112 @@ func (s *fsckStore) objectIDs() map[objstore.ID]bool {
 	return ids
 }
 
+// tryRead reads a whole file by inode number.
+func tryRead(e *Engine, ino Ino) ([]byte, error) {
+	ctx := context.Background()
+	h, err := e.Open(ctx, ino)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Release(ctx)
+	buf := make([]byte, h.Attr().Size)
+	n, err := h.ReadAt(ctx, buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+// readable reads every regular file that can be read (not SSE-C files, not damaged
+// ones): what a repair must leave exactly as it is.
+func (s *fsckStore) readable() map[Ino][]byte {
+	s.t.Helper()
+	var inos []Ino
+	if err := s.db.View(func(tx *meta.Tx) error {
+		return tx.Inodes(func(in meta.Inode) bool {
+			if isRegMode(in.Mode) {
+				inos = append(inos, uint64(in.Ino))
+			}
+			return true
+		})
+	}); err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[Ino][]byte{}
+	for _, ino := range inos {
+		if b, err := tryRead(s.e, ino); err == nil {
+			out[ino] = b
+		}
+	}
+	return out
+}
+
+// sameContent checks that every file readable before is, if it still exists, readable
+// with the same bytes.
+func (s *fsckStore) sameContent(t *testing.T, before map[Ino][]byte) {
+	t.Helper()
+	for ino, want := range before {
+		got, err := tryRead(s.e, ino)
+		if errors.Is(err, ErrNotExist) {
+			continue // deleted on purpose: the case checks that itself
+		}
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("inode %d after repair: %d bytes (%v), want the %d it had", ino, len(got), err, len(want))
+		}
+	}
+}
+
+// referencedObjectsExist checks that every object a chunk record names, of those that
+// were in the store before (had), is in the store.
+func (s *fsckStore) referencedObjectsExist(t *testing.T, had map[objstore.ID]bool) {
+	t.Helper()
+	have := s.objectIDs()
+	err := s.db.View(func(tx *meta.Tx) error {
+		return tx.RecordOwners(func(kind meta.RecordKind, ino meta.Ino) bool {
+			if kind != meta.RecordChunks {
+				return true
+			}
+			tx.Chunks(ino, 0, func(c meta.Chunk) bool {
+				if had[c.Object] && !have[c.Object] {
+					t.Errorf("inode %d chunk %d: its object %x was deleted", ino, c.Index, c.Object)
+				}
+				return true
+			})
+			return true
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *fsckStore) inode(ino Ino) meta.Inode {
+	s.t.Helper()
+	var in meta.Inode
+	if err := s.db.View(func(tx *meta.Tx) (err error) { in, err = tx.Inode(meta.Ino(ino)); return err }); err != nil {
+		s.t.Fatal(err)
+	}
+	return in
+}
+
+func (s *fsckStore) setInode(ino Ino, fn func(in *meta.Inode)) {
+	s.t.Helper()
+	s.update(func(tx *meta.Tx) error {
+		in, err := tx.Inode(meta.Ino(ino))
+		if err != nil {
+			return err
+		}
+		fn(&in)
+		return tx.PutInode(&in)
+	})
+}
+
+func (s *fsckStore) lookup(parent Ino, name string) (meta.Entry, error) {
+	var ent meta.Entry
+	err := s.db.View(func(tx *meta.Tx) (err error) { ent, err = tx.Lookup(meta.Ino(parent), name); return err })
+	return ent, err
+}
+
 // kindsOf lists the findings' kinds, sorted, for comparing with what a test expects.
 func kindsOf(rep FsckReport) string {
 	var ks []string
@@ -158,16 +268,21 @@ func TestFsckCleanStore(t *testing.T) {
 	}
 }
 
+type check func(t *testing.T, s *fsckStore, f FsckFinding)
+
+// fsckCase plants one finding; plant returns what to check after the repair.
+type fsckCase struct {
+	name       string
+	kind       FsckKind
+	plant      func(t *testing.T, s *fsckStore) check
+	repairable bool
+}
+
 // Each case plants one inconsistency, checks that fsck reports exactly it, repairs, and
-// checks what a second run says.
+// checks what a second run says. Every repair must leave each file that could be read
+// before it with the same bytes, and every object a chunk record names in the store.
 func TestFsckFindsAndRepairs(t *testing.T) {
-	type check func(t *testing.T, s *fsckStore, f FsckFinding)
-	cases := []struct {
-		name       string
-		kind       FsckKind
-		plant      func(t *testing.T, s *fsckStore) check
-		repairable bool
-	}{
+	cases := []fsckCase{
 		{"dangling entry", FsckDanglingEntry, func(t *testing.T, s *fsckStore) check {
 			s.update(func(tx *meta.Tx) error {
 				return tx.PutEntry(meta.Ino(s.d), meta.Entry{Name: "ghost", Ino: 999999, Mode: syscall.S_IFREG})
@@ -345,16 +460,39 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 			}
 		}, true},
 		{"lost entry", FsckUnreachable, func(t *testing.T, s *fsckStore) check {
+			want := readAll(t, s.e, s.f2)
 			s.update(func(tx *meta.Tx) error { return tx.DeleteEntry(meta.Ino(s.d), "f2") })
 			return func(t *testing.T, s *fsckStore, f FsckFinding) {
-				if f.Ino != s.f2 || f.Repairable() {
-					t.Errorf("finding %s (repairable %v)", f, f.Repairable())
+				name := fmt.Sprintf("#%d", s.f2)
+				if f.Ino != s.f2 || !strings.Contains(f.Detail, "created in /bucket/d") || !strings.Contains(f.Detail, "/bucket/lost+found") ||
+					f.Repaired != "linked as /bucket/lost+found/"+name {
+					t.Errorf("finding %s", f)
 				}
-				if got := readAll(t, s.e, s.f2); len(got) != 2*fsckChunk {
-					t.Errorf("the unreachable file's content: %d bytes", len(got))
+				// e2fsck's lost+found: mode 0700, in the bucket, the file in it by number.
+				lf, err := s.lookup(s.bucket, "lost+found")
+				if err != nil {
+					t.Fatal(err)
+				}
+				lfi := s.inode(uint64(lf.Ino))
+				if lfi.Mode != syscall.S_IFDIR|0o700 || lfi.Nlink != 2 || lfi.Parent != meta.Ino(s.bucket) || lfi.Bucket != meta.Ino(s.bucket) {
+					t.Errorf("lost+found: %+v", lfi)
+				}
+				ent, err := s.lookup(uint64(lf.Ino), name)
+				if err != nil || ent.Ino != meta.Ino(s.f2) || ent.Mode != syscall.S_IFREG {
+					t.Fatalf("lost+found/%s: %+v, %v", name, ent, err)
+				}
+				if in := s.inode(s.f2); in.Nlink != 1 || in.Parent != lf.Ino || in.Bucket != meta.Ino(s.bucket) {
+					t.Errorf("the relinked file: %+v", in)
+				}
+				if got := readAll(t, s.e, s.f2); !bytes.Equal(got, want) {
+					t.Errorf("the relinked file's content: %d bytes, want %d", len(got), len(want))
+				}
+				// The bucket counts its new subdirectory.
+				if in := s.inode(s.bucket); in.Nlink != 5 {
+					t.Errorf("bucket nlink %d, want 5 (d, obj, lost+found)", in.Nlink)
 				}
 			}
-		}, false},
+		}, true},
 		{"broken upload", FsckBrokenUpload, func(t *testing.T, s *fsckStore) check {
 			s.update(func(tx *meta.Tx) error {
 				chunks, err := tx.DeleteInode(meta.Ino(s.part))
@@ -381,10 +519,12 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 			}
 		}, false},
 	}
+	cases = append(cases, fsckNewCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newFsckStore(t)
 			chk := tc.plant(t, s)
+			before, had := s.readable(), s.objectIDs()
 			rep := s.fsck(false)
 			f := only(t, rep, tc.kind)
 			wantIncons := 1
@@ -400,11 +540,13 @@ func TestFsckFindsAndRepairs(t *testing.T) {
 				t.Errorf("repair: %s", f)
 			}
 			chk(t, s, f)
+			s.sameContent(t, before)
+			s.referencedObjectsExist(t, had)
 			rep = s.fsck(false)
 			if tc.repairable && len(rep.Findings) != 0 {
 				t.Errorf("after repair: [%s]", kindsOf(rep))
 			}
-			if !tc.repairable && rep.Unrepaired() != 1 {
+			if !tc.repairable && (len(rep.Findings) != 1 || rep.Findings[0].Kind != tc.kind || rep.Unrepaired() != wantIncons) {
 				t.Errorf("after a repair that cannot fix it: [%s]", kindsOf(rep))
 			}
 		})

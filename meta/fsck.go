@@ -2,6 +2,7 @@ package meta
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -149,4 +150,60 @@ func (tx *Tx) AllParts(fn func(id UploadID, p Part) bool) error {
 // DeletePart removes one part record (not its inode).
 func (tx *Tx) DeletePart(id UploadID, number uint32) error {
 	return wrap(tx.txn.Delete(partKey(id, number)), "delete upload %x part %d", id[:], number)
+}
+
+// UploadIndexEntry is one entry of the per-bucket index of multipart uploads (what
+// ListMultipartUploads walks), as stored: it names an upload, whose record may disagree.
+type UploadIndexEntry struct {
+	Bucket Ino
+	Key    string
+	ID     UploadID
+}
+
+// AllUploadIndex visits every upload index entry, in (bucket, key, ID) order, whether or
+// not the upload it names exists.
+func (tx *Tx) AllUploadIndex(fn func(UploadIndexEntry) bool) error {
+	err := tx.scan([]byte{pfxUploadKey}, nil, false, func(k, v []byte) (bool, error) {
+		bucket, key, id, err := decodeUploadIndexKey(k)
+		if err != nil {
+			return false, err
+		}
+		if err := decodeUploadIndex(v); err != nil {
+			return false, fmt.Errorf("upload index entry %x: %w", k, err)
+		}
+		return fn(UploadIndexEntry{Bucket: bucket, Key: key, ID: id}), nil
+	})
+	return wrap(err, "upload index")
+}
+
+// PutUploadIndex writes one upload index entry (PutUpload writes it with the record; fsck
+// restores one that is missing).
+func (tx *Tx) PutUploadIndex(e UploadIndexEntry) error {
+	if e.Bucket == 0 || strings.IndexByte(e.Key, 0) >= 0 {
+		return fmt.Errorf("meta: put upload index entry for %x: bucket %d, key %q: %w", e.ID[:], e.Bucket, e.Key, ErrCorrupt)
+	}
+	return wrap(tx.txn.Set(uploadIndexKey(e.Bucket, e.Key, e.ID), encodeUploadIndex()), "put upload %x index", e.ID[:])
+}
+
+// DeleteUploadIndex removes one upload index entry and nothing else; a missing one is not
+// an error.
+func (tx *Tx) DeleteUploadIndex(e UploadIndexEntry) error {
+	return wrap(tx.txn.Delete(uploadIndexKey(e.Bucket, e.Key, e.ID)), "delete upload %x index", e.ID[:])
+}
+
+// AllObjects visits every S3 object record, in inode order, whether or not its inode
+// exists.
+func (tx *Tx) AllObjects(fn func(ino Ino, o Object) bool) error {
+	err := tx.scan([]byte{pfxObject}, nil, false, func(k, v []byte) (bool, error) {
+		ino, err := decodeInoKey(pfxObject, k)
+		if err != nil {
+			return false, err
+		}
+		o, err := decodeObject(v)
+		if err != nil {
+			return false, fmt.Errorf("inode %d: %w", ino, err)
+		}
+		return fn(ino, o), nil
+	})
+	return wrap(err, "object records")
 }

@@ -18,10 +18,13 @@ import (
 const fsckUsage = `Usage: ssefs fsck [--repair] [--quick] [flags]
 
 Checks the store in the data directory, every reference both ways: directory entries
-against inodes, link counts and parents, every file's sealed key (and that the KMS still
-unseals it), every chunk record against its object in the object store (and, unless
---quick, decrypts and authenticates every chunk), every object against the chunk records,
-and the orphan, S3 object and multipart upload records against their inodes.
+against inodes, link counts, parents and the bucket each inode records, that every inode
+is reachable from the root, every file's sealed key (and that the KMS still unseals it),
+every chunk record against its object in the object store (and, unless --quick, decrypts
+and authenticates every chunk) and against the file's size, every object against the
+chunk records, the orphan and S3 object records (and their ETags) against their inodes,
+multipart uploads against their parts and the bucket's upload index, and any key rotation
+record.
 
 It prints one line per finding on stdout, then a summary that scripts can grep:
 
@@ -32,17 +35,23 @@ when inconsistencies remain, 2 for a usage error. Some findings are reported but
 inconsistencies: files unlinked while open and still awaiting deletion ("pending
 deletion"), chunk objects that no record names ("orphaned chunk object": the garbage a
 crash leaves between writing an object and committing it, or between dropping it and
-deleting it), and keys that the KMS does not release ("key unavailable": a disabled or
-deleted key, or a KMS that is down). SSE-C files cannot be verified without their client
-keys; their chunks are counted as not verifiable.
+deleting it), chunk records past the end of a file ("chunk data past end of file": what a
+crash during a write leaves; nothing of it is readable), a key rotation that was
+interrupted ("interrupted key rotation": 'ssefs key rotate' with the same options finishes
+it, 'ssefs key rotate --abandon' drops it), and keys that the KMS does not release ("key
+unavailable": a disabled or deleted key, or a KMS that is down). SSE-C files cannot be
+verified without their client keys; their chunks are counted as not verifiable.
 
 With --repair, fsck also fixes what it can without losing anything that could still be
 read: it removes dangling entries, records of inodes that are gone (S3 object records,
-broken multipart uploads, xattrs, ...) and chunk objects that no record names; it fixes
-link counts and directory parents; it finishes pending deletions. It never deletes an
-object that a chunk record names, and it leaves chunks that fail authentication as they
-are: reading them keeps failing with EIO rather than returning wrong bytes. Every change
-is reported on its finding's line.
+broken multipart uploads, xattrs, ...), chunk records past the end of a file, stale
+upload index entries and S3 ETags, and chunk objects that no record names; it fixes link
+counts, directory parents, recorded buckets and the upload index; it finishes pending
+deletions. An inode that no entry reaches is not deleted but linked, as e2fsck does, into
+the lost+found directory of its bucket (made with mode 0700 if missing), named #INODE. It
+never deletes an object that a chunk record names, and it leaves chunks that fail
+authentication as they are: reading them keeps failing with EIO rather than returning
+wrong bytes. Every change is reported on its finding's line.
 
 fsck runs offline only: it refuses while an 'ssefs mount' or 'ssefs serve' holds the data
 directory. Progress goes to stderr.
@@ -147,6 +156,12 @@ func fsckSummary(rep *fs.FsckReport, opt fs.FsckOptions) string {
 	}
 	if n := rep.Count(fs.FsckOrphanObject); n > 0 {
 		s += fmt.Sprintf(", %d unreferenced objects", n)
+	}
+	if n := rep.Count(fs.FsckPastEOF); n > 0 {
+		s += fmt.Sprintf(", %d files with data past their end", n)
+	}
+	if rep.Count(fs.FsckRotationPending) > 0 {
+		s += ", an interrupted key rotation ('ssefs key rotate --abandon' drops it)"
 	}
 	return s
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ssefs/ssefs/fs"
+	"github.com/ssefs/ssefs/meta"
 	"github.com/ssefs/ssefs/objstore"
 )
 
@@ -116,5 +119,64 @@ func TestFsckProgress(t *testing.T) {
 	want := "ssefs: fsck: 4/10 inodes checked, 7 chunks, 6 verified (2 inodes/s, 2.0 MiB/s)\n"
 	if got := buf.String(); got != want {
 		t.Errorf("plain progress: %q, want %q", got, want)
+	}
+}
+
+// An inode no entry reaches is linked into its bucket's lost+found by --repair, content
+// and all; an interrupted key rotation is reported on every run but is no inconsistency.
+func TestFsckCommandLostFoundAndRotation(t *testing.T) {
+	dir := newStaticDataDir(t)
+	ctx := context.Background()
+	d := mustOpenStore(t, dir, false)
+	var lost meta.Ino
+	err := d.db.Update(func(tx *meta.Tx) error {
+		b, err := tx.Lookup(meta.RootIno, "photos")
+		if err != nil {
+			return err
+		}
+		ent, err := tx.Lookup(b.Ino, "f3")
+		if err != nil {
+			return err
+		}
+		lost = ent.Ino
+		if err := tx.DeleteEntry(b.Ino, "f3"); err != nil {
+			return err
+		}
+		return tx.PutRotationJob(meta.RotationJob{Started: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano(), Total: 8, Done: 3})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.close(); err != nil {
+		t.Fatal(err)
+	}
+	rotation := "interrupted key rotation: rotation of all files to new data keys, started 2026-01-02T03:04:05Z, 3 of 8 files done, 0 skipped; run it again with the same options to finish it, or abandon it\n"
+	lostLine := fmt.Sprintf("unreachable inode: inode %d: nlink 1, but no entry names it; it was created in /photos; its content is kept (--repair links it into /photos/lost+found)", lost)
+	pending := ", an interrupted key rotation ('ssefs key rotate --abandon' drops it)\n"
+
+	r := runCmd("fsck", "--data-dir", dir)
+	if want := lostLine + "\n" + rotation + "fsck: 11 inodes, 6 chunks (6 verified), 1 inconsistencies" + pending; r.code != 1 || r.stdout != want {
+		t.Errorf("check: exit %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+	r = runCmd("fsck", "--repair", "--data-dir", dir)
+	want := fmt.Sprintf("%s [repaired: linked as /photos/lost+found/#%d]\n", lostLine, lost) + rotation +
+		"fsck: 11 inodes, 6 chunks (6 verified), 1 inconsistencies, 1 repaired" + pending
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("--repair: exit %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+	}
+	// lost+found is one more inode; the rotation stays for its owner to finish or drop.
+	r = runCmd("fsck", "--data-dir", dir)
+	if want := rotation + "fsck: 12 inodes, 6 chunks (6 verified), 0 inconsistencies" + pending; r.code != 0 || r.stdout != want {
+		t.Errorf("after --repair: exit %d, stdout:\n%s\nwant:\n%s", r.code, r.stdout, want)
+	}
+	d = mustOpenStore(t, dir, false)
+	rd, _, err := d.engine.OpenObject(ctx, "photos", fmt.Sprintf("lost+found/#%d", lost), fs.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rd)
+	rd.Close()
+	if err != nil || string(got) != strings.Repeat("x", 300) {
+		t.Errorf("the relinked file: %q, %v", got, err)
 	}
 }
