@@ -59,6 +59,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func dispatch(args []string, stdout, stderr io.Writer) error {
+	if args[0] == "mount" || args[0] == "serve" {
+		if err := startProfiling(); err != nil {
+			return err
+		}
+	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "mount":
 		return runMount(rest, stdout, stderr)
