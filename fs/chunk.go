@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/minio/sio"
 	"golang.org/x/sys/cpu"
@@ -56,67 +57,81 @@ func dareConfig(key *[32]byte) sio.Config {
 
 // sealChunk encrypts one chunk's plaintext as a single DARE stream.
 func sealChunk(key *[32]byte, plaintext []byte) ([]byte, error) {
+	return sealChunkInto(nil, key, plaintext)
+}
+
+// sealChunkInto is sealChunk writing into dst's storage when it is large enough.
+func sealChunkInto(dst []byte, key *[32]byte, plaintext []byte) ([]byte, error) {
 	size, err := sio.EncryptedSize(uint64(len(plaintext)))
 	if err != nil {
 		return nil, fmt.Errorf("chunk of %d bytes: %w", len(plaintext), err)
 	}
-	out := bytes.NewBuffer(make([]byte, 0, size))
-	if _, err := sio.Encrypt(out, bytes.NewReader(plaintext), dareConfig(key)); err != nil {
+	if uint64(cap(dst)) < size {
+		dst = make([]byte, size)
+	}
+	dst = dst[:size]
+	// Read from sio's encrypting reader straight into dst: sio.Encrypt would copy
+	// through a 64 KiB buffer of its own, allocated on every call.
+	r, err := sio.EncryptReader(bytes.NewReader(plaintext), dareConfig(key))
+	if err != nil {
 		return nil, fmt.Errorf("encrypting chunk: %w", err)
 	}
-	return out.Bytes(), nil
+	if _, err := io.ReadFull(r, dst); err != nil {
+		return nil, fmt.Errorf("encrypting chunk: %w", err)
+	}
+	return dst, nil
 }
 
-// encryptedSpan returns which ciphertext bytes hold plaintext [off, off+n) of a stream,
-// as sio's ReaderAt reads them: it starts one package early when off is on a package
-// boundary, so the span must too.
+// sealedBufs recycles the ciphertext buffers of whole default chunks between sealers:
+// the store is done with one when Put returns.
+var sealedBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, DefaultChunkSize/darePayload*darePackage)
+	return &b
+}}
+
+// encryptedSpan returns which ciphertext bytes hold plaintext [off, off+n) of a stream:
+// the whole DARE packages the range touches.
 func encryptedSpan(off, n int64) (start, end int64) {
 	first := off / darePayload
-	if off > 0 && off%darePayload == 0 {
-		first--
-	}
 	last := (off + n - 1) / darePayload
 	return first * darePackage, (last + 1) * darePackage
 }
 
 // openChunkRange decrypts plaintext [off, off+len(p)) of a chunk whose ciphertext bytes
-// [base, base+len(cipher)) are given, decrypting only the packages in that span.
+// [base, base+len(cipher)) are given; base is on a package boundary, at or before the
+// package holding off. Only the packages in that span are decrypted and authenticated.
+//
+// sio's own ReaderAt is not used: at an offset on a package boundary it decrypts the
+// package before too, and reads in the kernel's 128 KiB pieces are all on boundaries.
+// Decrypting from a given package on needs only its sequence number, which sio's
+// Config takes for exactly this.
 func openChunkRange(key *[32]byte, cipher []byte, base int64, p []byte, off int64) error {
-	r, err := sio.DecryptReaderAt(&offsetReaderAt{data: cipher, base: base}, dareConfig(key))
+	if base%darePackage != 0 || off < base/darePackage*darePayload {
+		return fmt.Errorf("chunk decryption: window at %d does not start a package before %d", base, off)
+	}
+	cfg := dareConfig(key)
+	cfg.SequenceNumber = uint32(base / darePackage)
+	r, err := sio.DecryptReader(bytes.NewReader(cipher), cfg)
 	if err != nil {
 		return fmt.Errorf("chunk decryption setup: %w", err)
 	}
-	n, err := r.ReadAt(p, off)
-	if err == io.EOF && n == len(p) {
-		err = nil
-	}
-	if err != nil {
-		var sioErr sio.Error
-		if errors.As(err, &sioErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	if skip := off - base/darePackage*darePayload; skip > 0 {
+		if _, err := io.CopyN(io.Discard, r, skip); err != nil {
+			return decryptionError(err)
 		}
-		return fmt.Errorf("chunk decryption: %w", err)
+	}
+	if _, err := io.ReadFull(r, p); err != nil {
+		return decryptionError(err)
 	}
 	return nil
 }
 
-// offsetReaderAt serves a window of a larger stream that starts at base.
-type offsetReaderAt struct {
-	data []byte
-	base int64
-}
-
-func (r *offsetReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	off -= r.base
-	if off < 0 {
-		return 0, fmt.Errorf("read before fetched window")
+// decryptionError makes a failure to authenticate (or a stream cut short) ErrCorrupt:
+// tampered data reads as EIO, never as wrong bytes.
+func decryptionError(err error) error {
+	var sioErr sio.Error
+	if errors.As(err, &sioErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
-	if off >= int64(len(r.data)) {
-		return 0, io.EOF
-	}
-	n := copy(p, r.data[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
+	return fmt.Errorf("chunk decryption: %w", err)
 }

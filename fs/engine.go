@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ const RootIno Ino = uint64(meta.RootIno)
 
 // DefaultChunkSize is the plaintext size of a chunk for new files.
 const DefaultChunkSize = 1 << 20
+
+// DefaultReadCache is how much decrypted content the engine keeps for small reads.
+const DefaultReadCache = 64 << 20
 
 const (
 	maxNameLen       = 255
@@ -51,6 +55,9 @@ type Config struct {
 	// WriteBuffer bounds the plaintext held in write-back buffers across all files;
 	// beyond it, writers flush their own dirty chunks first.
 	WriteBuffer int64
+	// ReadCache bounds the decrypted packages kept in memory for small reads
+	// (DefaultReadCache if 0; none if negative).
+	ReadCache int64
 	// KeepOrphans leaves unlinked inodes on the orphan list at New and Close instead of
 	// deleting them, so that fsck can report them and only its --repair deletes them.
 	KeepOrphans bool
@@ -82,7 +89,15 @@ type Engine struct {
 
 	// dirtyBytes sums the capacity of all write-back buffers, for the global bound.
 	dirtyBytes atomic.Int64
+	// sealers bounds the chunks being encrypted and stored at once (pipeline.go): enough
+	// to keep every core encrypting while others wait for the store.
+	sealers chan struct{}
+	cache   *pkgCache // nil: no cache
+	// readers is held (shared) by reads of stored chunks done without their file's lock,
+	// and exclusively to delete replaced objects (syncDurable).
+	readers sync.RWMutex
 
+	syncMu   sync.Mutex // one syncDurable at a time
 	gcMu     sync.Mutex
 	garbage  []objstore.ID        // replaced objects, deletable once the metadata is synced
 	unsynced map[objstore.ID]bool // objects written but not yet made durable
@@ -114,6 +129,7 @@ func New(cfg Config) (*Engine, error) {
 		orphans:     make(map[Ino]bool),
 		bucketNames: make(map[Ino]string),
 		unsynced:    make(map[objstore.ID]bool),
+		sealers:     make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0))),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}
@@ -126,6 +142,12 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.bufLimit <= 0 {
 		e.bufLimit = 256 << 20
+	}
+	switch {
+	case cfg.ReadCache == 0:
+		e.cache = newPkgCache(DefaultReadCache)
+	case cfg.ReadCache > 0:
+		e.cache = newPkgCache(cfg.ReadCache)
 	}
 	if !e.keepOrphans {
 		if err := e.reclaimOrphans(); err != nil {

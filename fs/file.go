@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -25,12 +24,14 @@ type openFile struct {
 	e    *Engine
 	refs int // guarded by e.nsMu
 
-	mu      sync.Mutex
-	inode   meta.Inode // size and times here are newer than the stored ones
-	oek     [32]byte
-	chunks  map[uint64]*meta.Chunk // stored chunk records seen so far; nil value = no such chunk
-	dirty   map[uint64][]byte      // plaintext of chunks written since the last flush
-	changed bool                   // size or times changed since the inode was last committed
+	mu     sync.Mutex
+	inode  meta.Inode // size and times here are newer than the stored ones
+	oek    [32]byte
+	chunks map[uint64]*meta.Chunk // stored chunk records seen so far; nil value = no such chunk
+	dirty  map[uint64][]byte      // plaintext of chunks written since the last flush
+	// inflight: chunks handed to sealers whose records are not committed yet (pipeline.go).
+	inflight map[uint64]*sealing
+	changed  bool // size or times changed since the inode was last committed
 
 	// The OEK stays in memory while the file is open; keyChecked and keyErr are the last
 	// re-check of the sealed key against the KMS (see authorize).
@@ -43,6 +44,8 @@ type openFile struct {
 	// sizeHeldBack: the last putInode recorded a smaller size than the file has, for
 	// dirty chunks still in memory (see putInodeBefore).
 	sizeHeldBack bool
+	// eofTrimmed: stale chunk data past the size was dropped (trimBeforeGrowing).
+	eofTrimmed bool
 	// sseC is set for an SSE-C file: the MD5 of its client key, which every open must
 	// present (openObjectLocked); plain opens (FUSE) are refused.
 	sseC *[16]byte
@@ -115,6 +118,81 @@ func (e *Engine) openLocked(ctx context.Context, ino Ino) (*Handle, error) {
 	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now()}
 	e.files[ino] = of
 	return &Handle{of: of}, nil
+}
+
+// trimBeforeGrowing drops what the file's stored chunk records hold past its size, before
+// the first operation of this open state that grows the file. Only a crash leaves such
+// data (a commit records a size held back for chunks still in memory, see
+// putInodeBefore, and the process died before the rest), and it must not come back as
+// content when the file grows by truncate or by a write past its end: zeros belong
+// there. Reads never see it (they stop at the size), so a file that only gets read is
+// left as it is, for fsck to report. Until this open state first grows the file, no
+// record past its size can be its own (records past the size come only from writes
+// that grew it), so everything past the size is stale. Called with of.mu held.
+func (of *openFile) trimBeforeGrowing() error {
+	if of.eofTrimmed {
+		return nil
+	}
+	if err := of.e.trimPastEOF(&of.inode); err != nil {
+		return err
+	}
+	of.eofTrimmed = true
+	of.chunks = nil // the cached records may be among those dropped
+	return nil
+}
+
+func (e *Engine) trimPastEOF(in *meta.Inode) error {
+	if in.ChunkSize == 0 {
+		return nil
+	}
+	cs := uint64(in.ChunkSize)
+	keep := (in.Size + cs - 1) / cs
+	tail := in.Size - min(in.Size, (max(keep, 1)-1)*cs)
+	for {
+		var past []meta.Chunk
+		var clip *meta.Chunk
+		err := e.view(func(tx *meta.Tx) error {
+			if keep > 0 {
+				c, err := tx.Chunk(in.Ino, keep-1)
+				if err == nil && uint64(c.PlainLen) > tail {
+					clip = &c
+				} else if err != nil && !errors.Is(err, meta.ErrNotFound) {
+					return err
+				}
+			}
+			return tx.Chunks(in.Ino, keep, func(c meta.Chunk) bool {
+				past = append(past, c)
+				return len(past) < chunkBatch
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("chunks past the end of inode %d: %w", in.Ino, err)
+		}
+		if len(past) == 0 && clip == nil {
+			return nil
+		}
+		e.log.Info("dropping chunk data past the end of a file (left by a crash)", "ino", uint64(in.Ino), "size", in.Size, "chunks", len(past))
+		err = e.update(func(tx *meta.Tx) error {
+			for _, c := range past {
+				if err := tx.DeleteChunk(in.Ino, c.Index); err != nil {
+					return err
+				}
+			}
+			if clip != nil {
+				c := *clip
+				c.PlainLen = uint32(tail)
+				return tx.PutChunk(in.Ino, c)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("dropping chunks past the end of inode %d: %w", in.Ino, err)
+		}
+		e.discardChunks(past)
+		if len(past) < chunkBatch {
+			return nil
+		}
+	}
 }
 
 // unsealFileKey recovers a file's OEK from its stored sealed-key record.
@@ -205,24 +283,90 @@ func (of *openFile) chunk(idx uint64) (*meta.Chunk, error) {
 
 // readStored decrypts plaintext [off, off+len(p)) of a stored chunk into p.
 func (of *openFile) readStored(ctx context.Context, c *meta.Chunk, p []byte, off int64) error {
-	start, end := encryptedSpan(off, int64(len(p)))
-	if end > int64(c.StoredLen) {
-		end = int64(c.StoredLen)
+	return of.e.readStored(ctx, of.fileRef(), c, p, off)
+}
+
+// fileRef is what reading a file's stored chunks needs, copied so it can be used
+// without the file's lock.
+type fileRef struct {
+	ino    meta.Ino
+	fileID [16]byte
+	oek    [32]byte
+}
+
+func (of *openFile) fileRef() fileRef {
+	return fileRef{ino: of.inode.Ino, fileID: of.inode.FileID, oek: of.oek}
+}
+
+func (e *Engine) readStored(ctx context.Context, f fileRef, c *meta.Chunk, p []byte, off int64) error {
+	end := off + int64(len(p))
+	first, last := off/darePayload, (end-1)/darePayload
+	// The packages the cache holds are copied out; the rest, from the first missing one
+	// to the last, is read from the store in one request.
+	lo, hi := int64(-1), int64(-1)
+	for pkg := first; pkg <= last; pkg++ {
+		segLo, segHi := max(off, pkg*darePayload), min(end, (pkg+1)*darePayload)
+		if e.cache.copyOut(pkgKey{c.Object, uint32(pkg)}, p[segLo-off:segHi-off], int(segLo-pkg*darePayload)) {
+			continue
+		}
+		if lo < 0 {
+			lo = pkg
+		}
+		hi = pkg
 	}
-	if start >= end {
-		return fmt.Errorf("chunk %d of inode %d: range beyond its %d stored bytes: %w", c.Index, of.inode.Ino, c.StoredLen, ErrCorrupt)
+	if lo < 0 {
+		return nil
 	}
-	cipher := make([]byte, end-start)
-	n, err := of.e.store.ReadAt(ctx, c.Object, cipher, start)
+	start, stop := lo*darePackage, min((hi+1)*darePackage, int64(c.StoredLen))
+	if start >= stop {
+		return fmt.Errorf("chunk %d of inode %d: range beyond its %d stored bytes: %w", c.Index, f.ino, c.StoredLen, ErrCorrupt)
+	}
+	cipher, done := getCipherBuf(stop - start)
+	defer done()
+	n, err := e.store.ReadAt(ctx, c.Object, cipher, start)
 	if err != nil && !(errors.Is(err, io.EOF) && n == len(cipher)) {
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("object %x is shorter than recorded: %w", c.Object, ErrCorrupt)
 		}
-		return of.e.reportCorrupt(of.inode.Ino, c.Index, classify(err))
+		return e.reportCorrupt(f.ino, c.Index, classify(err))
 	}
-	key := chunkKey(&of.oek, of.inode.FileID, c.Index, c.Version)
-	if err := openChunkRange(&key, cipher, start, p, off); err != nil {
-		return of.e.reportCorrupt(of.inode.Ino, c.Index, err)
+	key := chunkKey(&f.oek, f.fileID, c.Index, c.Version)
+	defer clear(key[:])
+	// Packages wholly inside p are decrypted straight into it, a run at a time, and not
+	// cached (sequential reads do not come back; the kernel caches pages). A package
+	// only partly read is decrypted whole into the cache: a small random read is likely
+	// followed by another in the same package.
+	for pkg := lo; pkg <= hi; {
+		segLo, segHi := max(off, pkg*darePayload), min(end, (pkg+1)*darePayload)
+		pkgPlain := min(darePayload, int64(c.PlainLen)-pkg*darePayload)
+		cstart := (pkg - lo) * darePackage
+		if segHi-segLo == pkgPlain || e.cache == nil {
+			run := pkg + 1
+			for run <= hi && min(end, (run+1)*darePayload)-run*darePayload == min(darePayload, int64(c.PlainLen)-run*darePayload) {
+				run++
+			}
+			runEnd := min(end, run*darePayload)
+			if segHi-segLo != pkgPlain { // no cache: decrypt just this package's part
+				run, runEnd = pkg+1, segHi
+			}
+			cend := min(int64(len(cipher)), (run-lo)*darePackage)
+			if err := openChunkRange(&key, cipher[cstart:cend], pkg*darePackage, p[segLo-off:runEnd-off], segLo); err != nil {
+				return e.reportCorrupt(f.ino, c.Index, err)
+			}
+			pkg = run
+			continue
+		}
+		if pkgPlain <= 0 {
+			return e.reportCorrupt(f.ino, c.Index, fmt.Errorf("package %d past the chunk's %d bytes: %w", pkg, c.PlainLen, ErrCorrupt))
+		}
+		plain := make([]byte, pkgPlain)
+		cend := min(int64(len(cipher)), cstart+darePackage)
+		if err := openChunkRange(&key, cipher[cstart:cend], pkg*darePackage, plain, pkg*darePayload); err != nil {
+			return e.reportCorrupt(f.ino, c.Index, err)
+		}
+		copy(p[segLo-off:segHi-off], plain[segLo-pkg*darePayload:])
+		e.cache.add(pkgKey{c.Object, uint32(pkg)}, plain)
+		pkg++
 	}
 	return nil
 }
@@ -238,10 +382,18 @@ func (e *Engine) reportCorrupt(ino meta.Ino, idx uint64, err error) error {
 }
 
 // ReadAt reads with io.ReaderAt semantics: io.EOF when the file ends before p is full.
+// What is buffered is copied under the file's lock; stored chunks are read and
+// decrypted after it is dropped, so the kernel's parallel readahead requests, and
+// writers, do not queue behind one another's I/O.
 func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	of := h.of
 	of.mu.Lock()
-	defer of.mu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			of.mu.Unlock()
+		}
+	}()
 	if off < 0 {
 		return 0, fmt.Errorf("read at %d: %w", off, ErrInvalid)
 	}
@@ -256,15 +408,46 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if int64(want) > size-off {
 		p = p[:size-off]
 	}
+	type storedPiece struct {
+		c  *meta.Chunk
+		p  []byte
+		lo int64
+	}
+	var stored []storedPiece
 	cs := int64(of.cs())
 	for done := 0; done < len(p); {
 		pos := off + int64(done)
 		idx, lo := uint64(pos/cs), pos%cs
 		piece := p[done:min(len(p), done+int(cs-lo))]
-		if err := of.readChunk(ctx, idx, piece, lo); err != nil {
-			return done, err
-		}
 		done += len(piece)
+		if of.readBuffered(idx, piece, lo) {
+			continue
+		}
+		c, err := of.chunk(idx)
+		if err != nil {
+			return 0, err
+		}
+		valid := 0
+		if c != nil && lo < int64(c.PlainLen) {
+			valid = int(min(int64(len(piece)), int64(c.PlainLen)-lo))
+			stored = append(stored, storedPiece{c: c, p: piece[:valid], lo: lo})
+		}
+		clear(piece[valid:])
+	}
+	if len(stored) > 0 {
+		// Held before the file's lock is dropped: a commit replacing these chunks and the
+		// sync after it cannot delete their objects until the reads below are done.
+		of.e.readers.RLock()
+		defer of.e.readers.RUnlock()
+		ref := of.fileRef()
+		of.mu.Unlock()
+		locked = false
+		for _, sp := range stored {
+			if err := of.e.readStored(ctx, ref, sp.c, sp.p, sp.lo); err != nil {
+				// io.ReaderAt: the bytes before the failed piece are good.
+				return int(int64(sp.c.Index)*cs + sp.lo - off), err
+			}
+		}
 	}
 	if len(p) < want {
 		return len(p), io.EOF
@@ -272,30 +455,22 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// readChunk fills p with plaintext [lo, lo+len(p)) of chunk idx: from the write-back
-// buffer, else from the store, with zeros wherever nothing was written.
-func (of *openFile) readChunk(ctx context.Context, idx uint64, p []byte, lo int64) error {
-	if buf, ok := of.dirty[idx]; ok {
-		n := 0
-		if lo < int64(len(buf)) {
-			n = copy(p, buf[lo:])
-		}
-		clear(p[n:])
-		return nil
+// readBuffered fills p with plaintext [lo, lo+len(p)) of chunk idx when the chunk is in
+// the write-back buffer or being sealed, and reports whether it was.
+func (of *openFile) readBuffered(idx uint64, p []byte, lo int64) bool {
+	buf, ok := of.dirty[idx]
+	if s := of.inflight[idx]; !ok && s != nil {
+		buf, ok = s.buf, true
 	}
-	c, err := of.chunk(idx)
-	if err != nil {
-		return err
+	if !ok {
+		return false
 	}
-	valid := 0
-	if c != nil && lo < int64(c.PlainLen) {
-		valid = int(min(int64(len(p)), int64(c.PlainLen)-lo))
-		if err := of.readStored(ctx, c, p[:valid], lo); err != nil {
-			return err
-		}
+	n := 0
+	if lo < int64(len(buf)) {
+		n = copy(p, buf[lo:])
 	}
-	clear(p[valid:])
-	return nil
+	clear(p[n:])
+	return true
 }
 
 // WriteAt writes p at off into the file's write-back buffer; whole chunks are encrypted
@@ -309,6 +484,17 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	}
 	if err := of.authorize(ctx); err != nil {
 		return 0, err
+	}
+	// Commit what the sealers finished. A chunk they failed to store is back in the
+	// buffer; its error fails this write before it changes anything, so the writer
+	// learns of it at once (and a later flush retries the chunk).
+	if err := of.reap(ctx, false); err != nil {
+		return 0, err
+	}
+	if end := uint64(off) + uint64(len(p)); end > of.inode.Size {
+		if err := of.trimBeforeGrowing(); err != nil {
+			return 0, err
+		}
 	}
 	cs := int64(of.cs())
 	var full []uint64
@@ -336,14 +522,14 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	}
 	// A chunk written to its end is done with (sequential writes): store it now to bound
 	// memory. Under global pressure, store everything this file holds.
-	var err error
 	if of.e.dirtyBytes.Load() > of.e.bufLimit {
-		err = of.flushLocked(ctx)
-	} else if len(full) > 0 {
-		err = of.flushChunks(ctx, full)
-	}
-	if err != nil {
-		return 0, err
+		if err := of.flushLocked(ctx); err != nil {
+			return 0, err
+		}
+	} else if err := of.startSealing(ctx, full); err != nil {
+		// An earlier chunk failed to store: it is buffered again, this write's data is
+		// buffered too, and the next write, flush or fsync reports the failure.
+		of.e.log.Debug("storing a chunk failed; retried at the next flush", "ino", uint64(of.inode.Ino), "err", err)
 	}
 	return len(p), nil
 }
@@ -352,13 +538,23 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 // caller overwrites the whole chunk, the buffer starts from the stored plaintext.
 func (of *openFile) buffer(ctx context.Context, idx uint64, whole bool, n int) ([]byte, error) {
 	buf, ok := of.dirty[idx]
+	if s := of.inflight[idx]; !ok && s != nil && !whole {
+		// Written again while sealing: the new buffer starts from what is being sealed.
+		buf, ok = of.grow(nil, len(s.buf)), true
+		copy(buf, s.buf)
+	}
 	if !ok && !whole {
 		c, err := of.chunk(idx)
 		if err != nil {
 			return nil, err
 		}
-		if c != nil && c.PlainLen > 0 {
-			buf = of.grow(nil, int(c.PlainLen))
+		var stored int64
+		if c != nil {
+			// Never past the size: stored bytes there are stale (see trimBeforeGrowing).
+			stored = min(int64(c.PlainLen), max(0, int64(of.inode.Size)-int64(idx*of.cs())))
+		}
+		if stored > 0 {
+			buf = of.grow(nil, int(stored))
 			if err := of.readStored(ctx, c, buf, 0); err != nil {
 				of.release(buf)
 				return nil, err
@@ -386,91 +582,40 @@ func (of *openFile) grow(buf []byte, n int) []byte {
 	}
 	newCap := max(n, 2*cap(buf), 4096)
 	newCap = min(newCap, int(of.cs()))
-	nb := make([]byte, n, newCap)
+	nb := newBuffer(n, newCap)
 	copy(nb, buf)
+	clear(nb[len(buf):])
 	of.e.dirtyBytes.Add(int64(newCap - cap(buf)))
+	putBuffer(buf)
 	return nb
 }
 
 func (of *openFile) release(buf []byte) {
 	of.e.dirtyBytes.Add(-int64(cap(buf)))
+	putBuffer(buf)
 }
 
-// flushChunks encrypts and stores the named dirty chunks, then commits their records
-// and the inode in one transaction. Objects are written before the metadata that
-// references them; replaced objects are deleted only once that commit is durable.
-func (of *openFile) flushChunks(ctx context.Context, idxs []uint64) error {
-	if len(idxs) == 0 {
-		if !of.changed {
-			return nil
-		}
-		return of.commitInodeLocked()
-	}
-	slices.Sort(idxs)
-	e := of.e
-	records := make([]meta.Chunk, 0, len(idxs))
-	for _, idx := range idxs {
-		buf := of.dirty[idx]
-		version, err := e.db.NextVersion()
-		if err != nil {
-			return fmt.Errorf("chunk version: %w", err)
-		}
-		key := chunkKey(&of.oek, of.inode.FileID, idx, version)
-		sealed, err := sealChunk(&key, buf)
-		if err != nil {
-			return err
-		}
-		id := objstore.NewID()
-		if err := e.putObject(ctx, id, sealed); err != nil {
-			e.discardObjects(idsOf(records))
-			return classify(fmt.Errorf("storing chunk %d of inode %d: %w", idx, of.inode.Ino, err))
-		}
-		e.markUnsynced(id)
-		records = append(records, meta.Chunk{Index: idx, Object: id, Version: version,
-			PlainLen: uint32(len(buf)), StoredLen: uint32(len(sealed))})
-	}
-	// Dirty chunks left out of this commit: the size it records must not cover them.
-	var later []uint64
-	for idx := range of.dirty {
-		if _, ok := slices.BinarySearch(idxs, idx); !ok {
-			later = append(later, idx)
+// chunkBufs recycles write-back buffers of a whole default chunk: sequential writes
+// and S3 PUTs go through one per megabyte, and allocating each anew costs a page-fault
+// and zeroing storm plus garbage collection. Only buffers nothing refers to any more
+// come back (released after their commit, under the file's lock); one is cleared where
+// it is handed out (grow), so no file ever sees another's bytes.
+var chunkBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+func newBuffer(n, capacity int) []byte {
+	if capacity == DefaultChunkSize {
+		if bp := chunkBufs.Get().(*[]byte); cap(*bp) == DefaultChunkSize {
+			return (*bp)[:n]
 		}
 	}
-	var replaced []meta.Chunk
-	sizeCut := false
-	err := e.update(func(tx *meta.Tx) error {
-		replaced = replaced[:0]
-		for i := range records {
-			old, err := tx.Chunk(of.inode.Ino, records[i].Index)
-			if err == nil {
-				replaced = append(replaced, old)
-			} else if !errors.Is(err, meta.ErrNotFound) {
-				return err
-			}
-			if err := tx.PutChunk(of.inode.Ino, records[i]); err != nil {
-				return err
-			}
-		}
-		var err error
-		sizeCut, err = of.putInodeBefore(tx, later)
-		return err
-	})
-	if err != nil {
-		e.discardObjects(idsOf(records))
-		return fmt.Errorf("committing chunks of inode %d: %w", of.inode.Ino, err)
+	return make([]byte, n, capacity)
+}
+
+func putBuffer(buf []byte) {
+	if cap(buf) == DefaultChunkSize {
+		buf = buf[:0]
+		chunkBufs.Put(&buf)
 	}
-	// A size held back for chunks still in memory is committed with them.
-	of.changed, of.contentChanged = sizeCut, false
-	e.discardChunks(replaced)
-	if of.chunks == nil {
-		of.chunks = make(map[uint64]*meta.Chunk)
-	}
-	for i := range records {
-		of.chunks[records[i].Index] = &records[i]
-		of.release(of.dirty[records[i].Index])
-		delete(of.dirty, records[i].Index)
-	}
-	return nil
 }
 
 func idsOf(cs []meta.Chunk) []objstore.ID {
@@ -485,8 +630,11 @@ func idsOf(cs []meta.Chunk) []objstore.ID {
 // stored inode, keeping what namespace operations own (links, parent).
 // Dirty chunks stay in memory: see putInodeBefore.
 func (of *openFile) putInode(tx *meta.Tx) error {
-	later := make([]uint64, 0, len(of.dirty))
+	later := make([]uint64, 0, len(of.dirty)+len(of.inflight))
 	for idx := range of.dirty {
+		later = append(later, idx)
+	}
+	for idx := range of.inflight {
 		later = append(later, idx)
 	}
 	var err error
@@ -534,19 +682,31 @@ func (of *openFile) commitInodeLocked() error {
 
 // flushLocked stores every dirty chunk and the inode.
 func (of *openFile) flushLocked(ctx context.Context) error {
-	idxs := make([]uint64, 0, len(of.dirty))
-	for idx := range of.dirty {
-		idxs = append(idxs, idx)
-	}
-	// A large write buffer may hold more chunks than one transaction can commit.
-	for len(idxs) > chunkBatch {
-		if err := of.flushChunks(ctx, idxs[:chunkBatch]); err != nil {
+	for len(of.dirty) > 0 || len(of.inflight) > 0 {
+		// A large write buffer may hold more chunks than one transaction can commit.
+		idxs := make([]uint64, 0, min(len(of.dirty), chunkBatch))
+		for idx := range of.dirty {
+			if len(idxs) == chunkBatch {
+				break
+			}
+			idxs = append(idxs, idx)
+		}
+		if err := of.startSealing(ctx, idxs); err != nil {
 			return err
 		}
-		idxs = idxs[chunkBatch:]
+		if err := of.reap(ctx, true); err != nil {
+			return err
+		}
 	}
-	return of.flushChunks(ctx, idxs)
+	if of.changed {
+		return of.commitInodeLocked()
+	}
+	return nil
 }
+
+// settle waits for every chunk being sealed and commits it, for operations that work
+// on the stored chunk records (truncate) or drop the buffers (abandon).
+func (of *openFile) settle(ctx context.Context) error { return of.reap(ctx, true) }
 
 // Truncate sets the file's size. Shrinking drops whole chunks past the end and shortens
 // the last one without rewriting it; growing leaves a hole that reads as zeros.
@@ -556,6 +716,14 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 	defer of.mu.Unlock()
 	if size > maxFileSize {
 		return fmt.Errorf("truncate to %d: %w", size, ErrTooBig)
+	}
+	if err := of.settle(ctx); err != nil {
+		return err
+	}
+	if size > of.inode.Size {
+		if err := of.trimBeforeGrowing(); err != nil {
+			return err
+		}
 	}
 	cs := of.cs()
 	keep := (size + cs - 1) / cs // chunks [0, keep) survive
@@ -772,7 +940,12 @@ func (e *Engine) discardObjects(ids []objstore.ID) {
 // syncDurable makes every written object durable, then the metadata, and only then
 // deletes the objects that metadata no longer references. Syncing all pending objects,
 // not only one file's, keeps durable metadata from pointing at non-durable objects.
+//
+// One sync runs at a time: two at once would each take their share of the pending and
+// garbage objects, and the second could delete an object the first is still syncing.
 func (e *Engine) syncDurable(ctx context.Context) error {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
 	e.gcMu.Lock()
 	pending := make([]objstore.ID, 0, len(e.unsynced))
 	garbage := e.garbage
@@ -804,6 +977,10 @@ func (e *Engine) syncDurable(ctx context.Context) error {
 		restore()
 		return classify(fmt.Errorf("syncing metadata: %w", err))
 	}
+	// Readers that picked a record of one of these objects before it was replaced hold
+	// readers (see ReadAt) until they have read it.
+	e.readers.Lock()
+	defer e.readers.Unlock()
 	for _, id := range garbage {
 		if err := e.store.Delete(ctx, id); err != nil {
 			// Left for fsck to collect: the metadata no longer references it.

@@ -377,7 +377,8 @@ func (e *Engine) Create(ctx context.Context, parent Ino, name string, o Owner, e
 		}
 		return attrOf(&h.of.inode), h, nil
 	}
-	of := &openFile{e: e, inode: in, oek: oek, refs: 1}
+	// The key was sealed just now: the first write need not ask the KMS again.
+	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now()}
 	e.files[uint64(in.Ino)] = of
 	e.publish(ctx, Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
 	return attrOf(&in), &Handle{of: of}, nil

@@ -355,8 +355,7 @@ func (e *Engine) newOrphanFile(ctx context.Context, b meta.Inode, bucketName str
 		Atime: t, Mtime: t, Ctime: t, Gen: 1, Parent: b.Ino, Bucket: b.Ino,
 		FileID: fileID, ChunkSize: e.chunkSize,
 	}
-	e.nsMu.Lock()
-	defer e.nsMu.Unlock()
+	// A fresh inode nothing refers to yet: its transaction needs no namespace lock.
 	err = e.update(func(tx *meta.Tx) error {
 		if err := tx.PutInode(&in); err != nil {
 			return err
@@ -369,6 +368,8 @@ func (e *Engine) newOrphanFile(ctx context.Context, b meta.Inode, bucketName str
 	if err != nil {
 		return nil, fmt.Errorf("creating an object in bucket %q: %w", bucketName, err)
 	}
+	e.nsMu.Lock()
+	defer e.nsMu.Unlock()
 	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now()}
 	if sk.SSEType == keys.SSEC {
 		sum := sk.ClientKeyMD5
@@ -384,6 +385,10 @@ func (e *Engine) newOrphanFile(ctx context.Context, b meta.Inode, bucketName str
 func (h *Handle) abandon() {
 	of := h.of
 	of.mu.Lock()
+	// Sealed chunks are committed, and deleted with the orphan; their plaintext goes.
+	if err := of.settle(context.Background()); err != nil {
+		of.e.log.Warn("storing the chunks of an abandoned object failed", "ino", uint64(of.inode.Ino), "err", err)
+	}
 	for idx, buf := range of.dirty {
 		of.release(buf)
 		delete(of.dirty, idx)
@@ -400,7 +405,9 @@ func (h *Handle) abandon() {
 // the body is returned wrapped as it came, so the frontend can recognise its own.
 func (e *Engine) fill(ctx context.Context, h *Handle, body io.Reader) (int64, [16]byte, error) {
 	var sum [16]byte
-	buf := make([]byte, h.of.cs())
+	cs := int(h.of.cs())
+	buf := newBuffer(cs, cs) // pooled: a PUT of 4 KiB should not cost a fresh megabyte
+	defer putBuffer(buf)
 	hash := md5.New()
 	var off int64
 	for {
@@ -469,9 +476,29 @@ type droppedInode struct {
 // directories (implicit), replaces what the key named before (whose inode is unlinked
 // with the usual orphan semantics, so open handles keep reading it), links the new
 // inode, and stores its object record and user metadata.
+//
+// Most PUTs name a key that does not exist yet: then nothing in memory (open files,
+// kernel references, orphans) depends on the transaction, Badger's conflict detection
+// alone keeps concurrent namespace changes consistent, and the transaction runs without
+// nsMu, so concurrent PUTs commit in parallel instead of one after another. Replacing
+// an existing entry decides from in-memory state whether the old inode stays (open) or
+// goes, so that path runs under nsMu.
 func (e *Engine) linkObject(ctx context.Context, r linkReq) (meta.Inode, error) {
+	if r.h != nil && r.extra == nil {
+		final, err := e.linkObjectTx(ctx, r, true)
+		if !errors.Is(err, errNeedsNsMu) {
+			return final, err
+		}
+	}
 	e.nsMu.Lock()
 	defer e.nsMu.Unlock()
+	return e.linkObjectTx(ctx, r, false)
+}
+
+// errNeedsNsMu stops linkObject's unlocked attempt at an existing entry.
+var errNeedsNsMu = errors.New("replacing an entry needs the namespace lock")
+
+func (e *Engine) linkObjectTx(ctx context.Context, r linkReq, unlocked bool) (meta.Inode, error) {
 	var (
 		changes []Change
 		dropped []droppedInode
@@ -495,6 +522,8 @@ func (e *Engine) linkObject(ctx context.Context, r linkReq) (meta.Inode, error) 
 		}
 		ent, err := tx.Lookup(dir.Ino, r.name)
 		switch {
+		case err == nil && unlocked:
+			return errNeedsNsMu
 		case err == nil:
 			old, err := tx.Inode(ent.Ino)
 			if err != nil {
@@ -556,7 +585,20 @@ func (e *Engine) linkObject(ctx context.Context, r linkReq) (meta.Inode, error) 
 	}
 	if r.h != nil {
 		ino := uint64(final.Ino)
-		delete(e.orphans, ino)
+		if unlocked {
+			// Between the commit and here the new name may have been unlinked again
+			// (through the mount), which put the inode back on the orphan list: ask the
+			// store, under the lock, which is current.
+			e.nsMu.Lock()
+			var in meta.Inode
+			err := e.view(func(tx *meta.Tx) (err error) { in, err = tx.Inode(final.Ino); return err })
+			if err == nil && in.Nlink > 0 {
+				delete(e.orphans, ino)
+			}
+			e.nsMu.Unlock()
+		} else {
+			delete(e.orphans, ino)
+		}
 		of := r.h.of
 		of.mu.Lock()
 		of.inode.Nlink, of.inode.Parent, of.inode.Mtime, of.inode.Ctime = final.Nlink, final.Parent, final.Mtime, final.Ctime

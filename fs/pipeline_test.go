@@ -1,0 +1,281 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ssefs/ssefs/keys"
+	"github.com/ssefs/ssefs/objstore"
+)
+
+// flakyStore fails Put with ENOSPC while failing is set. A fake: a real disk cannot be
+// made to fail one write and then take the next on cue (integration/diskfull_test.go
+// fills a real one).
+type flakyStore struct {
+	*objstore.Local
+	failing atomic.Bool
+	puts    atomic.Int64
+	// slowSync makes Sync take a while, as fsync on a busy disk does (the tests' tmpfs
+	// syncs instantly, which hides races around it).
+	slowSync bool
+}
+
+func (s *flakyStore) Sync(ctx context.Context, ids []objstore.ID) error {
+	if !s.slowSync {
+		return s.Local.Sync(ctx, ids)
+	}
+	for _, id := range ids {
+		time.Sleep(500 * time.Microsecond)
+		if err := s.Local.Sync(ctx, []objstore.ID{id}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *flakyStore) Put(ctx context.Context, id objstore.ID, data []byte) error {
+	s.puts.Add(1)
+	if s.failing.Load() {
+		return syscall.ENOSPC
+	}
+	return s.Local.Put(ctx, id, data)
+}
+
+func withFlakyStore(t *testing.T, env *testEnv) *flakyStore {
+	t.Helper()
+	if err := env.e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fs := &flakyStore{Local: env.store}
+	cfg := env.cfg
+	cfg.Meta, cfg.Store, cfg.Sealer = env.db, fs, keys.NewSealer(env.master, env.master.Name(), 0)
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.e = e
+	return fs
+}
+
+// TestSealingFailureKeepsData: a chunk whose store write fails in the background is not
+// lost: the error reaches the writer at its next call (as the kernel reports a failed
+// writeback), the plaintext stays buffered and readable, and the next flush, once the
+// store takes writes again, stores it.
+func TestSealingFailureKeepsData(t *testing.T) {
+	const cs = 4 * darePayload
+	env := newTestEnv(t, cs, 0)
+	store := withFlakyStore(t, env)
+	ctx := context.Background()
+	a, h, err := env.e.Create(ctx, env.bucket, "f", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 3*cs)
+	rand.New(rand.NewSource(4)).Read(want)
+	store.failing.Store(true)
+	// Whole chunks go to sealers at once. Their failure fails a later write before it
+	// changes anything (the writer retries it here), and every flush while the store
+	// fails.
+	for off := 0; off < len(want); off += cs {
+		if _, err := h.WriteAt(ctx, want[off:off+cs], int64(off)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("write at %d: %v, want ENOSPC or success", off, err)
+			}
+			if _, err := h.WriteAt(ctx, want[off:off+cs], int64(off)); err != nil {
+				t.Fatalf("write at %d again, after its error was reported: %v", off, err)
+			}
+		}
+	}
+	if err := h.Flush(ctx); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("flush to a failing store: %v, want ENOSPC", err)
+	}
+	got := make([]byte, len(want))
+	if _, err := h.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("buffered content after a failed store: %v or wrong bytes", err)
+	}
+	store.failing.Store(false)
+	if err := h.Flush(ctx); err != nil {
+		t.Fatalf("flush once the store works: %v", err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.close()
+	env.open()
+	h, err = env.e.Open(ctx, a.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	clear(got)
+	if _, err := h.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("content after restart: %v or wrong bytes", err)
+	}
+}
+
+// TestRewriteWhileSealing: a chunk written again while its earlier version is being
+// sealed ends up with the later content, stored once committed (the older record must
+// not be committed over the newer one).
+func TestRewriteWhileSealing(t *testing.T) {
+	const cs = 4 * darePayload
+	env := newTestEnv(t, cs, 0)
+	ctx := context.Background()
+	a, h, err := env.e.Create(ctx, env.bucket, "f", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(5))
+	want := make([]byte, 2*cs)
+	if _, err := h.WriteAt(ctx, want, 0); err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 50; round++ {
+		full := make([]byte, cs)
+		r.Read(full)
+		idx := r.Intn(2)
+		if _, err := h.WriteAt(ctx, full, int64(idx*cs)); err != nil { // whole chunk: sealed at once
+			t.Fatal(err)
+		}
+		copy(want[idx*cs:], full)
+		patch := make([]byte, 100)
+		r.Read(patch)
+		at := idx*cs + r.Intn(cs-100)
+		if _, err := h.WriteAt(ctx, patch, int64(at)); err != nil { // partial: on the sealing buffer
+			t.Fatal(err)
+		}
+		copy(want[at:], patch)
+		got := make([]byte, len(want))
+		if _, err := h.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("round %d: read while sealing: %v or wrong bytes", round, err)
+		}
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	env.close()
+	env.open()
+	h, err = env.e.Open(ctx, a.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	got := make([]byte, len(want))
+	if _, err := h.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("after restart: %v or wrong bytes", err)
+	}
+}
+
+// TestConcurrentFsyncsWithReplacedChunks: fsyncs of files whose chunks are being
+// replaced must not trip over each other: one sync's garbage must never be deleted while
+// another is still syncing it (they used to run at once and fail with "object does not
+// exist", and from then on every sync failed).
+func TestConcurrentFsyncsWithReplacedChunks(t *testing.T) {
+	const cs = 2 * darePayload
+	env := newTestEnv(t, cs, 0)
+	withFlakyStore(t, env).slowSync = true
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for w := 0; w < 8; w++ {
+		go func() {
+			_, h, err := env.e.Create(ctx, env.bucket, "f"+string(rune('a'+w)), Owner{Mode: 0o644}, true)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer h.Release(ctx)
+			buf := make([]byte, cs)
+			for i := 0; i < 100; i++ {
+				buf[0] = byte(i)
+				if _, err := h.WriteAt(ctx, buf, int64(i%2)*cs); err != nil {
+					errs <- err
+					return
+				}
+				if err := h.Fsync(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < 8; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestGrowAfterCrashReadsZeros: chunk data a crash left past a file's committed size
+// must not come back when the file grows again (by truncate or by a write past its end):
+// that range reads as zeros.
+func TestGrowAfterCrashReadsZeros(t *testing.T) {
+	const cs = 2 * darePayload
+	for _, grow := range []string{"truncate", "write"} {
+		env := newTestEnv(t, cs, 0)
+		ctx := context.Background()
+		a, h, err := env.e.Create(ctx, env.bucket, "f", Owner{Mode: 0o644}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := bytes.Repeat([]byte{1}, 4096)
+		if _, err := h.WriteAt(ctx, head, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.WriteAt(ctx, head, 4096); err != nil { // chunk 0 dirty again
+			t.Fatal(err)
+		}
+		if _, err := h.WriteAt(ctx, bytes.Repeat([]byte{3}, cs), 3*cs); err != nil { // whole chunk 3: sealed
+			t.Fatal(err)
+		}
+		h.of.mu.Lock()
+		err = h.of.settle(ctx)
+		h.of.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.crash()
+		env.open()
+		h, err = env.e.Open(ctx, a.Ino)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := h.Attr().Size; got != 4096 {
+			t.Fatalf("size after the crash: %d, want the committed 4096", got)
+		}
+		switch grow {
+		case "truncate":
+			err = h.Truncate(ctx, 4*cs)
+		case "write":
+			_, err = h.WriteAt(ctx, []byte{9}, 4*cs-1)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]byte, 4*cs)
+		copy(want, head)
+		if grow == "write" {
+			want[4*cs-1] = 9
+		}
+		got := make([]byte, 4*cs)
+		if _, err := h.ReadAt(ctx, got, 0); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			i := 0
+			for i < len(got) && got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("%s: after growing, byte %d is %d, want %d (stale data from before the crash)", grow, i, got[i], want[i])
+		}
+		h.Release(ctx)
+	}
+}
