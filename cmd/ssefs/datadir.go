@@ -111,6 +111,7 @@ type storeConfig struct {
 	kms           *kmsConfig
 	keyCacheTTL   time.Duration
 	writeBufferMB int
+	readCacheMB   int
 	// create makes a new data directory if there is none (mount does); the other commands
 	// work only on an existing one.
 	create bool
@@ -206,7 +207,7 @@ func openDataDir(ctx context.Context, cfg storeConfig, stderr io.Writer, log *sl
 	sealer := keys.NewSealer(d.kms.kms, d.kms.defaultKey, cfg.keyCacheTTL)
 	d.engine, err = fs.New(fs.Config{
 		Meta: d.db, Store: d.store, Sealer: sealer, Logger: log,
-		WriteBuffer: int64(cfg.writeBufferMB) << 20, KeepOrphans: cfg.keepOrphans,
+		WriteBuffer: int64(cfg.writeBufferMB) << 20, ReadCache: readCache(cfg.readCacheMB), KeepOrphans: cfg.keepOrphans,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)
@@ -364,4 +365,13 @@ type spaceKeeper interface {
 // space again.
 func metadataReserve(total uint64) uint64 {
 	return min(max(total/16, 4<<20), 2*meta.MemTableSize)
+}
+
+// readCache turns --read-cache-mb into the engine's setting, where 0 means its default
+// and a negative value none.
+func readCache(mb int) int64 {
+	if mb == 0 {
+		return -1
+	}
+	return int64(mb) << 20
 }

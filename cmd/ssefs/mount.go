@@ -19,19 +19,21 @@ import (
 )
 
 type mountConfig struct {
-	dataDir       string
-	bucket        string
-	allowOther    bool
-	debug         bool
-	keyCacheTTL   time.Duration
-	kms           *kmsConfig
-	writeBufferMB int
-	attrTimeout   time.Duration
-	s3            *s3Flags
+	dataDir        string
+	bucket         string
+	allowOther     bool
+	debug          bool
+	keyCacheTTL    time.Duration
+	kms            *kmsConfig
+	writeBufferMB  int
+	readCacheMB    int
+	attrTimeout    time.Duration
+	writebackCache bool
+	s3             *s3Flags
 }
 
 func (c mountConfig) store() storeConfig {
-	return storeConfig{dataDir: c.dataDir, kms: c.kms, keyCacheTTL: c.keyCacheTTL, writeBufferMB: c.writeBufferMB, create: true}
+	return storeConfig{dataDir: c.dataDir, kms: c.kms, keyCacheTTL: c.keyCacheTTL, writeBufferMB: c.writeBufferMB, readCacheMB: c.readCacheMB, create: true}
 }
 
 func defaultDataDir() string {
@@ -80,6 +82,7 @@ func parseMountFlags(args []string, stdout io.Writer) (mountConfig, string, erro
 	f.BoolVar(&c.allowOther, "allow-other", false, "let users other than the mounting one access the mount")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, with file names and the first bytes of data: for debugging only, never in production")
 	f.DurationVar(&c.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches names and attributes")
+	f.BoolVar(&c.writebackCache, "writeback-cache", false, "let the kernel buffer writes in its page cache (S3 sees them at close or fsync)")
 	c.s3 = addS3Flags(f)
 	help := f.BoolP("help", "h", false, "show this help")
 	if err := f.Parse(args); err != nil {
@@ -122,11 +125,15 @@ func (c *mountConfig) addStoreFlags(f *pflag.FlagSet) {
 	f.DurationVar(&c.keyCacheTTL, "key-cache-ttl", 5*time.Minute, "how long unsealed data keys stay cached in memory (0 disables the cache)")
 	c.kms = addKMSFlags(f)
 	f.IntVar(&c.writeBufferMB, "write-buffer-mb", 256, "bound on plaintext held in write-back buffers, in MiB")
+	f.IntVar(&c.readCacheMB, "read-cache-mb", fs.DefaultReadCache>>20, "decrypted content kept in memory for small reads, in MiB (0: none)")
 }
 
 func (c *mountConfig) checkStoreFlags() error {
 	if c.keyCacheTTL < 0 {
 		return usageError{"--key-cache-ttl must not be negative"}
+	}
+	if c.readCacheMB < 0 {
+		return usageError{"--read-cache-mb must not be negative"}
 	}
 	if c.writeBufferMB < 1 {
 		return usageError{"--write-buffer-mb must be at least 1"}
@@ -177,6 +184,7 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	defer api.stop(log)
 	server, err := fuse.Mount(mountpoint, store.engine, fuse.Options{
 		AllowOther: cfg.allowOther, Debug: cfg.debug, Logger: log, RootIno: root, Timeout: cfg.attrTimeout,
+		WritebackCache: cfg.writebackCache,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot mount at %s: %w", mountpoint, err)

@@ -36,6 +36,11 @@ type Options struct {
 	// through this mount are exact; the timeout bounds how stale a change made through
 	// another frontend can look.
 	Timeout time.Duration
+	// WritebackCache lets the kernel buffer writes in its page cache and send them in
+	// large batches, many at once, instead of one request per write(2): small writes
+	// then cost a memory copy. Data reaches the engine, and so the S3 view, at close,
+	// fsync or the kernel's writeback, as on NFS (close-to-open).
+	WritebackCache bool
 }
 
 // Mount mounts the engine at mountpoint and serves it until Unmount. It returns once
@@ -48,7 +53,10 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 		opts.RootIno = fs.RootIno
 	}
 	timeout := opts.Timeout
-	negative := time.Duration(0)
+	// Names found missing are cached as long as found ones: a create through this mount
+	// replaces the kernel's negative entry itself, and one through S3 drops it
+	// (invalidate). Without it, every create costs one more LOOKUP round trip.
+	negative := timeout
 	fsys := &filesystem{engine: engine, log: opts.Logger, nodes: make(map[uint64]*node)}
 	root := &node{fsys: fsys}
 	mo := gofuse.MountOptions{
@@ -64,6 +72,9 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 		MaxReadAhead:      1 << 20,
 		// The kernel checks permissions from mode, uid and gid, as for a local disk.
 		Options: []string{"default_permissions"},
+	}
+	if opts.WritebackCache {
+		mo.ExtraCapabilities |= gofuse.CAP_WRITEBACK_CACHE
 	}
 	server, err := gofs.Mount(mountpoint, root, &gofs.Options{
 		MountOptions:    mo,
@@ -413,8 +424,13 @@ func (n *node) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uin
 			return nil, 0, n.errno("open", err)
 		}
 	}
-	return &handle{h: h}, 0, 0
+	return &handle{h: h}, keepCache, 0
 }
+
+// keepCache keeps the kernel's cached pages of a file across opens. They stay right:
+// changes made through this mount went through them, and a change made through S3
+// drops them (invalidate), as does the kernel when it sees the size or mtime move.
+const keepCache = gofuse.FOPEN_KEEP_CACHE
 
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *gofuse.EntryOut) (_ *gofs.Inode, _ gofs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer n.fsys.rescue("create", &errno)
@@ -431,7 +447,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		}
 		a = h.Attr()
 	}
-	return n.child(ctx, a, out), &handle{h: h}, 0, 0
+	return n.child(ctx, a, out), &handle{h: h}, keepCache, 0
 }
 
 func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (_ gofuse.ReadResult, errno syscall.Errno) {
