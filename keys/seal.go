@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -504,12 +505,17 @@ func sioConfig(key []byte) sio.Config {
 func sealOEK(secret []byte, k *SealedKey, fileID [16]byte, oek [32]byte) ([]byte, error) {
 	key := kek(secret, k, fileID)
 	defer clear(key[:])
-	var buf bytes.Buffer
-	buf.Grow(oekSealedSize)
-	if _, err := sio.Encrypt(&buf, bytes.NewReader(oek[:]), sioConfig(key[:])); err != nil {
+	// sio.EncryptReader, not sio.Encrypt: Encrypt allocates a 64 KiB copy buffer and
+	// keeps a 64 KiB package buffer from its pool for every call, here for 32 bytes.
+	r, err := sio.EncryptReader(bytes.NewReader(oek[:]), sioConfig(key[:]))
+	if err != nil {
 		return nil, fmt.Errorf("keys: sealing object key: %w", err)
 	}
-	return buf.Bytes(), nil
+	out := make([]byte, oekSealedSize)
+	if _, err := io.ReadFull(r, out); err != nil {
+		return nil, fmt.Errorf("keys: sealing object key: %w", err)
+	}
+	return out, nil
 }
 
 func unsealOEK(secret []byte, k *SealedKey, fileID [16]byte) ([32]byte, error) {

@@ -57,7 +57,9 @@ func (tx *Tx) scan(prefix, start []byte, keysOnly bool, visit func(key, val []by
 	for {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefix
-		opts.PrefetchValues = !keysOnly
+		// Values are read below, one at a time: prefetching would start a goroutine
+		// per item, and metadata values are small and inline in the LSM tree anyway.
+		opts.PrefetchValues = false
 		it := tx.txn.NewIterator(opts)
 		batch = batch[:0]
 		var err error
