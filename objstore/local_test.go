@@ -364,7 +364,12 @@ func TestConcurrentOverwriteSameID(t *testing.T) {
 	l := newTestLocal(t)
 	id := NewID()
 	a, b := bytes.Repeat([]byte("a"), 64<<10), bytes.Repeat([]byte("b"), 64<<10)
+	// Replacing must be atomic; a new object is not read before its Put returns.
+	if err := l.Put(ctx, id, a); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	for w := 0; w < 4; w++ {
 		wg.Add(1)
 		go func(data []byte) {

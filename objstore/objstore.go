@@ -42,6 +42,10 @@ var ErrNotExist = errors.New("object does not exist")
 // Store is where chunk objects live. Implementations must be safe for concurrent use.
 type Store interface {
 	// Put creates or atomically replaces an object. It does not make it durable: see Sync.
+	// Replacing is atomic: readers see the old content or the new, never a mix. A new
+	// object must not be read before its Put returns (IDs are fresh and random, so nothing
+	// refers to one yet); a crash in the middle of creating one may leave it torn, as
+	// unreferenced garbage.
 	Put(ctx context.Context, id ID, data []byte) error
 	// ReadAt reads from an object with io.ReaderAt semantics (io.EOF past the end),
 	// so a reader can fetch only the DARE packages a range needs.
