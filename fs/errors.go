@@ -56,7 +56,7 @@ func classify(err error) error {
 		return &wrapped{ErrInvalid, err}
 	case errors.Is(err, keys.ErrDecrypt):
 		return &wrapped{ErrCorrupt, err}
-	case errors.Is(err, keys.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, keys.ErrUnavailable), errors.Is(err, objstore.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &wrapped{ErrUnavailable, err}
 	case errors.Is(err, objstore.ErrNotExist):
 		// A chunk the metadata references is gone: the file is damaged, not absent.

@@ -136,6 +136,7 @@ func assertPrefixOrAbsent(t *testing.T, m *Mount, c *minio.Client, bucket string
 }
 
 func TestDiskFull(t *testing.T) {
+	requireLocalStore(t)
 	requireMount(t)
 	creds := newS3Creds()
 	cfg := s3Config(t, creds)

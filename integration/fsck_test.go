@@ -47,6 +47,7 @@ func newObjectFiles(before, now map[string]bool) []string {
 var fsckSummaryRE = regexp.MustCompile(`(?m)^fsck: \d+ inodes, (\d+) chunks \((\d+) verified\), (\d+) inconsistencies`)
 
 func TestFsckThroughTheBinary(t *testing.T) {
+	requireLocalStore(t)
 	cfg := newConfig(t)
 	r := rng(t)
 	m := StartMount(t, cfg)
@@ -160,6 +161,7 @@ func TestFsckThroughTheBinary(t *testing.T) {
 // and the mount must then behave: the lost file readable in lost+found, link(2) and the
 // upload listing working again, the file grown with zeros where the stray chunk was.
 func TestFsckRepairsThroughTheBinary(t *testing.T) {
+	requireLocalStore(t)
 	const bucket = "fsck-bucket"
 	creds := newS3Creds()
 	cfg := s3Config(t, creds)

@@ -158,13 +158,13 @@ func NewKey(name string) string {
 // and a fresh master key in SSEFS_KMS_MASTER_KEY.
 func newConfig(t testing.TB) Config {
 	t.Helper()
-	return Config{
+	return withITStore(t, Config{
 		DataDir:    t.TempDir(),
 		Mountpoint: t.TempDir(),
 		Bucket:     "test-bucket",
 		Env:        []string{"SSEFS_KMS_MASTER_KEY=" + NewKey("it-key")},
 		Home:       t.TempDir(),
-	}
+	})
 }
 
 func (c Config) mountArgs() []string {

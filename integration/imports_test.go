@@ -62,7 +62,7 @@ var testOnlyLayers = map[string]bool{"internal": true}
 
 // agplModules must not be in the dependencies of any non-test code: linked into the ssefs
 // binary, they would put it under the AGPL.
-var agplModules = []string{"github.com/minio/kes", "github.com/minio/kes-go", "github.com/minio/kms-go"}
+var agplModules = []string{"github.com/minio/kes", "github.com/minio/kes-go", "github.com/minio/kms-go", "github.com/minio/minio"}
 
 // isModule reports whether the import path imp is in module mod (not merely sharing a
 // prefix: github.com/minio/kes-go is not in github.com/minio/kes).

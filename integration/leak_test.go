@@ -28,6 +28,7 @@ func token() string {
 // any file under the data dir (Badger, objects, keys, everything), neither while mounted
 // after a sync nor after the unmount. Nor may they appear in the data dir's own file names.
 func TestNoPlaintextOnDisk(t *testing.T) {
+	requireLocalStore(t)
 	cfg := newConfig(t)
 	cfg.Bucket = "" // the root lists buckets, so a bucket name is stored too
 	m := StartMount(t, cfg)

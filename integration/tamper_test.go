@@ -211,6 +211,7 @@ func assertPrefix(t *testing.T, what string, got, want []byte) {
 }
 
 func TestTamperEvidence(t *testing.T) {
+	requireLocalStore(t)
 	creds := newS3Creds()
 	cfg := s3Config(t, creds)
 	r := rng(t)

@@ -30,10 +30,11 @@ type mountConfig struct {
 	attrTimeout    time.Duration
 	writebackCache bool
 	s3             *s3Flags
+	objStore       *objStoreFlags
 }
 
 func (c mountConfig) store() storeConfig {
-	return storeConfig{dataDir: c.dataDir, kms: c.kms, keyCacheTTL: c.keyCacheTTL, writeBufferMB: c.writeBufferMB, readCacheMB: c.readCacheMB, create: true}
+	return storeConfig{dataDir: c.dataDir, kms: c.kms, keyCacheTTL: c.keyCacheTTL, writeBufferMB: c.writeBufferMB, readCacheMB: c.readCacheMB, create: true, objStore: c.objStore}
 }
 
 func defaultDataDir() string {
@@ -126,6 +127,7 @@ func (c *mountConfig) addStoreFlags(f *pflag.FlagSet) {
 	c.kms = addKMSFlags(f)
 	f.IntVar(&c.writeBufferMB, "write-buffer-mb", 256, "bound on plaintext held in write-back buffers, in MiB")
 	f.IntVar(&c.readCacheMB, "read-cache-mb", fs.DefaultReadCache>>20, "decrypted content kept in memory for small reads, in MiB (0: none)")
+	c.objStore = addObjStoreFlags(f)
 }
 
 func (c *mountConfig) checkStoreFlags() error {
@@ -138,7 +140,7 @@ func (c *mountConfig) checkStoreFlags() error {
 	if c.writeBufferMB < 1 {
 		return usageError{"--write-buffer-mb must be at least 1"}
 	}
-	return nil
+	return c.objStore.check()
 }
 
 func runMount(args []string, stdout, stderr io.Writer) error {
@@ -182,6 +184,11 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer api.stop(log)
+	// Signals are caught from before the mount exists: a SIGTERM between the "mounted"
+	// line and signal.Notify would kill the process and leave the mount behind.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
 	server, err := fuse.Mount(mountpoint, store.engine, fuse.Options{
 		AllowOther: cfg.allowOther, Debug: cfg.debug, Logger: log, RootIno: root, Timeout: cfg.attrTimeout,
 		WritebackCache: cfg.writebackCache,
@@ -191,9 +198,6 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "ssefs: mounted %s (data directory %s)\n", mountpoint, cfg.dataDir)
 
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
 	served := make(chan struct{})
 	go func() { server.Wait(); close(served) }()
 	select {
