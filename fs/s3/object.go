@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ssefs/ssefs/fs"
 )
@@ -161,8 +162,11 @@ func (s *Server) serveObject(w http.ResponseWriter, req *request, q url.Values, 
 	// The first block is read before the status goes out, so a failure there (a
 	// tampered first chunk, a key just disabled) is a proper S3 error, not a cut body.
 	sr := io.NewSectionReader(rd, start, length)
-	buf := make([]byte, min(length, 256<<10))
-	n, err := io.ReadFull(sr, buf)
+	bp := bodyBufs.Get().(*[]byte)
+	defer bodyBufs.Put(bp)
+	buf := *bp
+	// A small first block: the status waits for it.
+	n, err := io.ReadFull(sr, buf[:min(length, firstBlock)])
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return errShortObject
 	} else if err != nil {
@@ -186,6 +190,17 @@ func (s *Server) serveObject(w http.ResponseWriter, req *request, q url.Values, 
 	}
 	return nil
 }
+
+// firstBlock is what a GET reads before it sends the status line.
+const firstBlock = 256 << 10
+
+// bodyBufs are the buffers GET bodies are copied through: a whole chunk, so that each
+// read of a large object is one chunk read from the store and decrypted in one go, and
+// pooled, so a GET does not allocate (and zero) a megabyte.
+var bodyBufs = sync.Pool{New: func() any {
+	b := make([]byte, fs.DefaultChunkSize)
+	return &b
+}}
 
 // errShortObject: the object shrank (through the mount) while it was being sent.
 var errShortObject = errors.New("object shorter than announced")

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +22,8 @@ import (
 	miniocreds "github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/ssefs/ssefs/fs"
+	"github.com/ssefs/ssefs/meta"
+	"github.com/ssefs/ssefs/objstore"
 )
 
 func md5hex(b []byte) string {
@@ -414,27 +415,35 @@ func TestCorruptionAfterHeadersAbortsTheResponse(t *testing.T) {
 	if err := en.e.SyncAll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	// Break every chunk, then restore them oldest first until the first block reads:
+	// Break every chunk, then restore them in order until the first block reads:
 	// what is still broken then fails only after the header went out.
 	type file struct {
 		path string
 		mod  time.Time
 		data []byte
 	}
+	// In chunk order (sealers store chunks in parallel, so not in the order of their
+	// files' times): restoring from the first chunk on restores the first block first.
+	info, err := en.e.StatObject(context.Background(), "corrupt", "obj", fs.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var files []file
-	filepath.Walk(en.store.Dir(), func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() {
+	err = en.db.View(func(tx *meta.Tx) error {
+		return tx.Chunks(meta.Ino(info.Ino), 0, func(c meta.Chunk) bool {
+			id := objstore.ID(c.Object).String()
+			p := filepath.Join(en.store.Dir(), id[:2], id)
 			b, _ := os.ReadFile(p)
-			files = append(files, file{p, fi.ModTime(), b})
-		}
-		return nil
+			files = append(files, file{p, time.Time{}, b})
+			return true
+		})
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(files) != 8 {
 		t.Fatalf("%d chunk objects, want 8", len(files))
 	}
-	// Chunks are written in order: restoring the oldest first restores the first
-	// block's chunks first.
-	sort.Slice(files, func(i, j int) bool { return files[i].mod.Before(files[j].mod) })
 	corruptObjects(t, en, -5)
 	restored := 0
 	var resp *http.Response
