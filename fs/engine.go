@@ -225,6 +225,27 @@ func fitsOneTransaction(in *meta.Inode) bool {
 // deleteInode removes an orphan: its chunk records in batches, then the rest. A crash
 // midway leaves it on the orphan list, and the next start finishes the job.
 func (e *Engine) deleteInode(ino meta.Ino) error {
+	if err := e.dropAllChunks(ino, e.discardChunks); err != nil {
+		return err
+	}
+	var rest []meta.Chunk
+	err := e.update(func(tx *meta.Tx) (err error) {
+		rest, err = tx.DeleteInode(ino)
+		if errors.Is(err, meta.ErrNotFound) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("deleting inode %d: %w", ino, err)
+	}
+	e.discardChunks(rest)
+	return nil
+}
+
+// dropAllChunks deletes an inode's chunk records, a transaction per batch, handing each
+// committed batch to free (its objects may go once the deletion is durable).
+func (e *Engine) dropAllChunks(ino meta.Ino, free func([]meta.Chunk)) error {
 	for {
 		var batch []meta.Chunk
 		err := e.update(func(tx *meta.Tx) error {
@@ -246,24 +267,11 @@ func (e *Engine) deleteInode(ino meta.Ino) error {
 		if err != nil {
 			return fmt.Errorf("deleting the chunks of inode %d: %w", ino, err)
 		}
-		e.discardChunks(batch)
+		free(batch)
 		if len(batch) < chunkBatch {
-			break
+			return nil
 		}
 	}
-	var rest []meta.Chunk
-	err := e.update(func(tx *meta.Tx) (err error) {
-		rest, err = tx.DeleteInode(ino)
-		if errors.Is(err, meta.ErrNotFound) {
-			err = nil
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("deleting inode %d: %w", ino, err)
-	}
-	e.discardChunks(rest)
-	return nil
 }
 
 // reclaimOrphans deletes unlinked inodes nobody holds: at start, those a crash left.

@@ -873,31 +873,8 @@ func (e *Engine) lostFound(tx *meta.Tx, bucket *meta.Inode) (meta.Inode, error) 
 // records named are not scheduled for deletion here: repair deletes them only once a
 // fresh scan finds no chunk record naming them.
 func (r *fsckRun) dropInode(ino meta.Ino) error {
-	for {
-		var batch []meta.Chunk
-		err := r.e.update(func(tx *meta.Tx) error {
-			batch = batch[:0]
-			err := tx.Chunks(ino, 0, func(c meta.Chunk) bool {
-				batch = append(batch, c)
-				return len(batch) < chunkBatch
-			})
-			if err != nil {
-				return err
-			}
-			for _, c := range batch {
-				if err := tx.DeleteChunk(ino, c.Index); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("deleting the chunks of inode %d: %w", ino, err)
-		}
-		r.free(batch)
-		if len(batch) < chunkBatch {
-			break
-		}
+	if err := r.e.dropAllChunks(ino, r.free); err != nil {
+		return err
 	}
 	var rest []meta.Chunk
 	err := r.e.update(func(tx *meta.Tx) (err error) {

@@ -106,16 +106,9 @@ func TestSealingFailureKeepsData(t *testing.T) {
 	if err := h.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	env.close()
-	env.open()
-	h, err = env.e.Open(ctx, a.Ino)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release(ctx)
-	clear(got)
-	if _, err := h.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("content after restart: %v or wrong bytes", err)
+	env.reopen()
+	if !bytes.Equal(readAll(t, env.e, a.Ino), want) {
+		t.Fatal("content after restart: wrong bytes")
 	}
 }
 
@@ -158,16 +151,9 @@ func TestRewriteWhileSealing(t *testing.T) {
 	if err := h.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	env.close()
-	env.open()
-	h, err = env.e.Open(ctx, a.Ino)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Release(ctx)
-	got := make([]byte, len(want))
-	if _, err := h.ReadAt(ctx, got, 0); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("after restart: %v or wrong bytes", err)
+	env.reopen()
+	if !bytes.Equal(readAll(t, env.e, a.Ino), want) {
+		t.Fatal("content after restart: wrong bytes")
 	}
 }
 

@@ -122,24 +122,12 @@ passed_step "$kes_version"
 # it), and handed to the tests in SSEFS_MC_BIN: Debian's "mc" is Midnight Commander.
 begin "install mc" "install the pinned MinIO client (mc)"
 mc_version=v0.0.0-20250313080218-cf909e1063a9
-mc_cache=$(go env GOCACHE)
-if [ -n "$mc_cache" ] && [ "${mc_cache#/}" != "$mc_cache" ]; then
-	mc_cache="$(dirname "$mc_cache")/ssefs-mc-$mc_version"
-else
-	mc_cache="${XDG_CACHE_HOME:-$HOME/.cache}/ssefs/mc-$mc_version"
-fi
-echo "mc $mc_version -> $mc_cache/mc"
-if [ ! -x "$mc_cache/mc" ]; then
-	mkdir -p "$mc_cache"
-	rm -rf "$mc_cache/bin.tmp.$$"
-	GOWORK=off CGO_ENABLED=0 GOFLAGS='-buildvcs=false' GOBIN="$mc_cache/bin.tmp.$$" \
-		go install "github.com/minio/mc@$mc_version"
-	mv -f "$mc_cache/bin.tmp.$$/mc" "$mc_cache/mc"
-	rmdir "$mc_cache/bin.tmp.$$"
-fi
-mc_said=$("$mc_cache/mc" --version) # also proves the cached binary runs
+# shellcheck source=lib/goinstall.sh
+source scripts/lib/goinstall.sh
+mc_bin=$(ssefs_go_install mc github.com/minio/mc "$mc_version")
+mc_said=$("$mc_bin" --version) # also proves the cached binary runs
 echo "${mc_said%%$'\n'*}"
-export SSEFS_MC_BIN="$mc_cache/mc"
+export SSEFS_MC_BIN="$mc_bin"
 passed_step "$mc_version"
 
 # --- MinIO server for the S3-store tests -----------------------------------------------------
