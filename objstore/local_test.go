@@ -245,3 +245,32 @@ func TestKeepFree(t *testing.T) {
 		t.Fatalf("Put with nothing kept free: %v", err)
 	}
 }
+
+// TestSyncManyObjects: a Sync of many objects (one syncfs) still syncs a fan-out
+// directory created since the last one, and leaves no flag behind.
+func TestSyncManyObjects(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	ids := make([]ID, syncfsBatch+1)
+	for i := range ids {
+		ids[i] = NewID()
+		if err := l.Put(ctx, ids[i], []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Sync(ctx, ids); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	dirty := l.topDirty
+	l.mu.Unlock()
+	if dirty {
+		t.Error("the top directory is still marked unsynced after a syncfs")
+	}
+	for i, id := range ids {
+		p := make([]byte, 1)
+		if _, err := l.ReadAt(ctx, id, p, 0); err != nil || p[0] != byte(i) {
+			t.Fatalf("object %d after Sync: %v %v", i, p, err)
+		}
+	}
+}
