@@ -523,7 +523,15 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	// A chunk written to its end is done with (sequential writes): store it now to bound
 	// memory. Under global pressure, store everything this file holds.
 	if of.e.dirtyBytes.Load() > of.e.bufLimit {
-		if err := of.flushLocked(ctx); err != nil {
+		// Chunks being sealed still count, and one written again meanwhile counts twice:
+		// waiting for them may be all it takes. Otherwise a random writer whose file
+		// fits the buffer would flush (and then reload and decrypt) every chunk each time
+		// it rewrote one being sealed.
+		err := of.reap(ctx, true)
+		if err == nil && of.e.dirtyBytes.Load() > of.e.bufLimit {
+			err = of.flushLocked(ctx)
+		}
+		if err != nil {
 			return 0, err
 		}
 	} else if err := of.startSealing(ctx, full); err != nil {
