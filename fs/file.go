@@ -986,9 +986,13 @@ func (e *Engine) syncDurable(ctx context.Context) error {
 		return classify(fmt.Errorf("syncing metadata: %w", err))
 	}
 	// Readers that picked a record of one of these objects before it was replaced hold
-	// readers (see ReadAt) until they have read it.
+	// readers (see ReadAt) until they have read it: wait for them, and only them. A read
+	// that starts later cannot reach these objects (their records were dropped, under
+	// the file's lock, before this sync took them), so the deletions run unlocked: held
+	// across deleting the 102,400 objects of a truncated 100 GiB file, the lock stalled
+	// every read of every file for 33 s.
 	e.readers.Lock()
-	defer e.readers.Unlock()
+	e.readers.Unlock() //nolint:staticcheck // an empty critical section: a barrier
 	for _, id := range garbage {
 		if err := e.store.Delete(ctx, id); err != nil {
 			// Left for fsck to collect: the metadata no longer references it.

@@ -25,6 +25,17 @@ type flakyStore struct {
 	// syncs instantly, which hides races around it); putDelay does the same for Put.
 	slowSync bool
 	putDelay time.Duration
+	// deleting, when set, receives each Delete, which then waits for deleteGate.
+	deleting   chan objstore.ID
+	deleteGate chan struct{}
+}
+
+func (s *flakyStore) Delete(ctx context.Context, id objstore.ID) error {
+	if s.deleting != nil {
+		s.deleting <- id
+		<-s.deleteGate
+	}
+	return s.Local.Delete(ctx, id)
 }
 
 func (s *flakyStore) Sync(ctx context.Context, ids []objstore.ID) error {
@@ -309,4 +320,58 @@ func TestRewriteWhileSealingKeepsOthersBuffered(t *testing.T) {
 	if n := store.puts.Load() - before; n > 20 {
 		t.Fatalf("%d chunk objects stored for 20 rewrites of one chunk: the other chunks were flushed", n)
 	}
+}
+
+// TestReadsGoOnWhileObjectsAreDeleted: deleting the objects a truncate freed (at the next
+// durable sync) must not hold up reads of other files. The deletion used to run under
+// the readers lock, and a 100 GiB truncate stalled every read for 33 s.
+func TestReadsGoOnWhileObjectsAreDeleted(t *testing.T) {
+	const cs = 2 * darePayload
+	env := newTestEnv(t, cs, 0)
+	store := withFlakyStore(t, env)
+	ctx := context.Background()
+	_, big, err := env.e.Create(ctx, env.bucket, "big", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := big.WriteAt(ctx, make([]byte, 4*cs), 0); err != nil {
+		t.Fatal(err)
+	}
+	other, h, err := env.e.Create(ctx, env.bucket, "other", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte{7}, cs)
+	h.WriteAt(ctx, want, 0)
+	if err := h.Fsync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.Release(ctx)
+	if err := big.Truncate(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	store.deleting, store.deleteGate = make(chan objstore.ID), make(chan struct{})
+	synced := make(chan error, 1)
+	go func() { synced <- big.Fsync(ctx) }()
+	<-store.deleting // the sync is deleting the truncated chunks now
+	read := make(chan []byte, 1)
+	go func() { read <- readAll(t, env.e, other.Ino) }()
+	select {
+	case got := <-read:
+		if !bytes.Equal(got, want) {
+			t.Error("wrong bytes")
+		}
+	case <-time.After(10 * time.Second): // a deadlock detector, not a speed limit
+		t.Error("a read of another file waited for the deletion of a truncated file's objects")
+	}
+	close(store.deleteGate)
+	go func() {
+		for range store.deleting {
+		}
+	}()
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	big.Release(ctx)
+	store.deleting = nil
 }
