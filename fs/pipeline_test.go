@@ -116,13 +116,7 @@ func TestSealingFailureKeepsData(t *testing.T) {
 	if err := h.Flush(ctx); err != nil {
 		t.Fatalf("flush once the store works: %v", err)
 	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	env.reopen()
-	if !bytes.Equal(readAll(t, env.e, a.Ino), want) {
-		t.Fatal("content after restart: wrong bytes")
-	}
+	releaseRestartAndCompare(t, env, h, a.Ino, want)
 }
 
 // TestRewriteWhileSealing: a chunk written again while its earlier version is being
@@ -161,13 +155,7 @@ func TestRewriteWhileSealing(t *testing.T) {
 			t.Fatalf("round %d: read while sealing: %v or wrong bytes", round, err)
 		}
 	}
-	if err := h.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	env.reopen()
-	if !bytes.Equal(readAll(t, env.e, a.Ino), want) {
-		t.Fatal("content after restart: wrong bytes")
-	}
+	releaseRestartAndCompare(t, env, h, a.Ino, want)
 }
 
 // TestConcurrentFsyncsWithReplacedChunks: fsyncs of files whose chunks are being
@@ -374,4 +362,16 @@ func TestReadsGoOnWhileObjectsAreDeleted(t *testing.T) {
 	}
 	big.Release(ctx)
 	store.deleting = nil
+}
+
+// releaseRestartAndCompare closes h, restarts the engine and checks that ino holds want.
+func releaseRestartAndCompare(t *testing.T, env *testEnv, h *Handle, ino Ino, want []byte) {
+	t.Helper()
+	if err := h.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	env.reopen()
+	if !bytes.Equal(readAll(t, env.e, ino), want) {
+		t.Fatal("content after restart: wrong bytes")
+	}
 }

@@ -419,7 +419,6 @@ func TestCorruptionAfterHeadersAbortsTheResponse(t *testing.T) {
 	// what is still broken then fails only after the header went out.
 	type file struct {
 		path string
-		mod  time.Time
 		data []byte
 	}
 	// In chunk order (sealers store chunks in parallel, so not in the order of their
@@ -434,7 +433,7 @@ func TestCorruptionAfterHeadersAbortsTheResponse(t *testing.T) {
 			id := objstore.ID(c.Object).String()
 			p := filepath.Join(en.store.Dir(), id[:2], id)
 			b, _ := os.ReadFile(p)
-			files = append(files, file{p, time.Time{}, b})
+			files = append(files, file{p, b})
 			return true
 		})
 	})
