@@ -1,8 +1,8 @@
 package fs
 
 import (
-	"bytes"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -11,7 +11,8 @@ import (
 	"sync"
 
 	"github.com/minio/sio"
-	"golang.org/x/sys/cpu"
+
+	"github.com/ssefs/ssefs/internal/dare"
 )
 
 // DARE packs plaintext in packages of 64 KiB, each with a 16-byte header and a 16-byte tag.
@@ -24,10 +25,10 @@ const (
 // cipherSuite is fixed per process from the CPU: AES-GCM where AES-NI makes it fast,
 // ChaCha20-Poly1305 elsewhere. Decryption accepts both, so data moves between hosts.
 var cipherSuite, cipherName = func() (byte, string) {
-	if cpu.X86.HasAES || cpu.ARM64.HasAES || cpu.S390X.HasAES {
-		return sio.AES_256_GCM, "AES-256-GCM"
+	if dare.PreferredSuite == dare.AES256GCM {
+		return dare.AES256GCM, "AES-256-GCM"
 	}
-	return sio.CHACHA20_POLY1305, "ChaCha20-Poly1305"
+	return dare.ChaCha20Poly1305, "ChaCha20-Poly1305"
 }()
 
 // chunkKey derives the key of one version of one chunk. Binding the file ID, the index
@@ -46,15 +47,6 @@ func chunkKey(oek *[32]byte, fileID [16]byte, index, version uint64) [32]byte {
 	return key
 }
 
-func dareConfig(key *[32]byte) sio.Config {
-	return sio.Config{
-		MinVersion:   sio.Version20,
-		MaxVersion:   sio.Version20,
-		CipherSuites: []byte{cipherSuite},
-		Key:          key[:],
-	}
-}
-
 // sealChunk encrypts one chunk's plaintext as a single DARE stream.
 func sealChunk(key *[32]byte, plaintext []byte) ([]byte, error) {
 	return sealChunkInto(nil, key, plaintext)
@@ -62,24 +54,12 @@ func sealChunk(key *[32]byte, plaintext []byte) ([]byte, error) {
 
 // sealChunkInto is sealChunk writing into dst's storage when it is large enough.
 func sealChunkInto(dst []byte, key *[32]byte, plaintext []byte) ([]byte, error) {
-	size, err := sio.EncryptedSize(uint64(len(plaintext)))
-	if err != nil {
-		return nil, fmt.Errorf("chunk of %d bytes: %w", len(plaintext), err)
-	}
-	if uint64(cap(dst)) < size {
-		dst = make([]byte, size)
-	}
-	dst = dst[:size]
-	// Read from sio's encrypting reader straight into dst: sio.Encrypt would copy
-	// through a 64 KiB buffer of its own, allocated on every call.
-	r, err := sio.EncryptReader(bytes.NewReader(plaintext), dareConfig(key))
+	sealed, err := dare.Seal(dst[:0], key, cipherSuite, plaintext, rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("encrypting chunk: %w", err)
 	}
-	if _, err := io.ReadFull(r, dst); err != nil {
-		return nil, fmt.Errorf("encrypting chunk: %w", err)
-	}
-	return dst, nil
+	cryptoBytes.encrypted.Add(uint64(len(plaintext)))
+	return sealed, nil
 }
 
 // sealedBufs recycles the ciphertext buffers of whole default chunks between sealers:
@@ -99,38 +79,63 @@ func encryptedSpan(off, n int64) (start, end int64) {
 
 // openChunkRange decrypts plaintext [off, off+len(p)) of a chunk whose ciphertext bytes
 // [base, base+len(cipher)) are given; base is on a package boundary, at or before the
-// package holding off. Only the packages in that span are decrypted and authenticated.
+// package holding off. Only the packages in that span are decrypted and authenticated;
+// packages wholly inside p are decrypted straight into it.
 //
 // sio's own ReaderAt is not used: at an offset on a package boundary it decrypts the
 // package before too, and reads in the kernel's 128 KiB pieces are all on boundaries.
-// Decrypting from a given package on needs only its sequence number, which sio's
-// Config takes for exactly this.
+// Decrypting from a given package on needs only its sequence number.
 func openChunkRange(key *[32]byte, cipher []byte, base int64, p []byte, off int64) error {
 	if base%darePackage != 0 || off < base/darePackage*darePayload {
 		return fmt.Errorf("chunk decryption: window at %d does not start a package before %d", base, off)
 	}
-	cfg := dareConfig(key)
-	cfg.SequenceNumber = uint32(base / darePackage)
-	r, err := sio.DecryptReader(bytes.NewReader(cipher), cfg)
-	if err != nil {
-		return fmt.Errorf("chunk decryption setup: %w", err)
-	}
-	if skip := off - base/darePackage*darePayload; skip > 0 {
-		if _, err := io.CopyN(io.Discard, r, skip); err != nil {
+	o := dare.NewOpener(key, uint32(base/darePackage))
+	pos := base / darePackage * darePayload // plaintext offset of the package at cipher[0]
+	end := off + int64(len(p))
+	var scratch *[darePayload]byte
+	defer func() {
+		if scratch != nil {
+			clear(scratch[:]) // plaintext does not linger in a pool
+			scratchPool.Put(scratch)
+		}
+	}()
+	for pos < end {
+		n, err := dare.PackageLen(cipher)
+		if err != nil {
 			return decryptionError(err)
 		}
-	}
-	if _, err := io.ReadFull(r, p); err != nil {
-		return decryptionError(err)
+		payload := int64(n - dareOverhead)
+		if pos >= off && pos+payload <= end {
+			if _, _, err := o.Open(p[pos-off:], cipher); err != nil {
+				return decryptionError(err)
+			}
+		} else {
+			if scratch == nil {
+				scratch = scratchPool.Get().(*[darePayload]byte)
+			}
+			if _, _, err := o.Open(scratch[:], cipher); err != nil {
+				return decryptionError(err)
+			}
+			lo, hi := max(off, pos), min(end, pos+payload)
+			if lo < hi {
+				copy(p[lo-off:hi-off], scratch[lo-pos:hi-pos])
+			}
+		}
+		cryptoBytes.decrypted.Add(uint64(payload))
+		cipher = cipher[n:]
+		pos += payload
 	}
 	return nil
 }
+
+// scratchPool holds package buffers for reads that start or end inside a package.
+var scratchPool = sync.Pool{New: func() any { return new([darePayload]byte) }}
 
 // decryptionError makes a failure to authenticate (or a stream cut short) ErrCorrupt:
 // tampered data reads as EIO, never as wrong bytes.
 func decryptionError(err error) error {
 	var sioErr sio.Error
-	if errors.As(err, &sioErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+	if errors.Is(err, dare.ErrAuth) || errors.As(err, &sioErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	return fmt.Errorf("chunk decryption: %w", err)

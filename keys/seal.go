@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"sync"
@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/minio/sio"
+
+	"github.com/ssefs/ssefs/internal/dare"
 )
 
 // SSE types, as S3 and MinIO name them. The type is also the KEK derivation's domain,
@@ -505,14 +507,10 @@ func sioConfig(key []byte) sio.Config {
 func sealOEK(secret []byte, k *SealedKey, fileID [16]byte, oek [32]byte) ([]byte, error) {
 	key := kek(secret, k, fileID)
 	defer clear(key[:])
-	// sio.EncryptReader, not sio.Encrypt: Encrypt allocates a 64 KiB copy buffer and
-	// keeps a 64 KiB package buffer from its pool for every call, here for 32 bytes.
-	r, err := sio.EncryptReader(bytes.NewReader(oek[:]), sioConfig(key[:]))
+	// Not through sio's writer or reader: they take a 64 KiB buffer from a pool that
+	// every GC empties, here for 32 bytes, on every file created.
+	out, err := dare.Seal(make([]byte, 0, oekSealedSize), &key, dare.PreferredSuite, oek[:], rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("keys: sealing object key: %w", err)
-	}
-	out := make([]byte, oekSealedSize)
-	if _, err := io.ReadFull(r, out); err != nil {
 		return nil, fmt.Errorf("keys: sealing object key: %w", err)
 	}
 	return out, nil
@@ -526,12 +524,11 @@ func unsealOEK(secret []byte, k *SealedKey, fileID [16]byte) ([32]byte, error) {
 	}
 	key := kek(secret, k, fileID)
 	defer clear(key[:])
-	out, err := sio.DecryptBuffer(make([]byte, 0, oekSealedSize), k.SealedOEK, sioConfig(key[:]))
-	defer clear(out)
+	out, err := dare.OpenAll(oek[:0], &key, k.SealedOEK)
 	if err != nil || len(out) != len(oek) {
+		clear(oek[:])
 		return oek, fmt.Errorf("keys: unseal: object key does not authenticate (wrong file, key or context, or tampered): %w", ErrDecrypt)
 	}
-	copy(oek[:], out)
 	return oek, nil
 }
 
