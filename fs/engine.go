@@ -58,6 +58,9 @@ type Config struct {
 	// ReadCache bounds the decrypted packages kept in memory for small reads
 	// (DefaultReadCache if 0; none if negative).
 	ReadCache int64
+	// ReadCacheGrew, if set, is told how many bytes the read cache holds as it fills
+	// (in steps of 8 MiB), for a memory limit that follows it.
+	ReadCacheGrew func(bytes int64)
 	// KeepOrphans leaves unlinked inodes on the orphan list at New and Close instead of
 	// deleting them, so that fsck can report them and only its --repair deletes them.
 	KeepOrphans bool
@@ -145,9 +148,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	switch {
 	case cfg.ReadCache == 0:
-		e.cache = newPkgCache(DefaultReadCache)
+		e.cache = newPkgCache(DefaultReadCache, cfg.ReadCacheGrew)
 	case cfg.ReadCache > 0:
-		e.cache = newPkgCache(cfg.ReadCache)
+		e.cache = newPkgCache(cfg.ReadCache, cfg.ReadCacheGrew)
 	}
 	if !e.keepOrphans {
 		if err := e.reclaimOrphans(); err != nil {

@@ -359,7 +359,7 @@ func (e *Engine) readStored(ctx context.Context, f fileRef, c *meta.Chunk, p []b
 		if pkgPlain <= 0 {
 			return e.reportCorrupt(f.ino, c.Index, fmt.Errorf("package %d past the chunk's %d bytes: %w", pkg, c.PlainLen, ErrCorrupt))
 		}
-		plain := make([]byte, pkgPlain)
+		plain := e.cache.reserve()[:pkgPlain]
 		cend := min(int64(len(cipher)), cstart+darePackage)
 		if err := openChunkRange(&key, cipher[cstart:cend], pkg*darePackage, plain, pkg*darePayload); err != nil {
 			return e.reportCorrupt(f.ino, c.Index, err)

@@ -19,7 +19,13 @@ type pkgCache struct {
 	max     int // entries
 	entries map[pkgKey]*list.Element
 	lru     list.List // of *pkgEntry, most recent first
+	// grew, if set, is told the bytes the cache holds each time that grows by another
+	// growStep, so a memory limit can follow what the cache really uses.
+	grew      func(bytes int64)
+	allocated int // package buffers made so far; reused once the cache is full
 }
+
+const growStep = 128 // packages: 8 MiB
 
 type pkgKey struct {
 	obj objstore.ID
@@ -33,12 +39,31 @@ type pkgEntry struct {
 
 // newPkgCache returns a cache of up to bytes of plaintext, or nil (no cache) for less
 // than one package.
-func newPkgCache(bytes int64) *pkgCache {
+func newPkgCache(bytes int64, grew func(bytes int64)) *pkgCache {
 	n := int(bytes / darePayload)
 	if n < 1 {
 		return nil
 	}
-	return &pkgCache{max: n, entries: make(map[pkgKey]*list.Element)}
+	return &pkgCache{max: n, entries: make(map[pkgKey]*list.Element), grew: grew}
+}
+
+// reserve returns a buffer for a package about to be added: the least recently used
+// entry's once the cache is full, so a miss neither allocates nor clears 64 KiB.
+func (c *pkgCache) reserve() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lru.Len() >= c.max {
+		el := c.lru.Back()
+		ent := el.Value.(*pkgEntry)
+		delete(c.entries, ent.key)
+		c.lru.Remove(el)
+		return ent.data[:cap(ent.data)]
+	}
+	c.allocated++
+	if c.grew != nil && c.allocated%growStep == 0 {
+		c.grew(int64(c.allocated) * darePayload)
+	}
+	return make([]byte, darePayload)
 }
 
 // copyOut copies the cached package's bytes from off into p and reports whether the

@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ssefs/ssefs/meta"
@@ -114,5 +115,43 @@ func TestStoredReadTamperedPackage(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want[tc.off:tc.off+tc.n]) {
 			t.Errorf("read %d at %d: %v or wrong bytes", tc.n, tc.off, err)
 		}
+	}
+}
+
+// The cache reports its growth in steps, so a memory limit can follow it, and once full
+// it hands out the evicted entry's buffer: a miss then allocates nothing.
+func TestPkgCacheReserveReusesAndReportsGrowth(t *testing.T) {
+	var grew []int64
+	const packages = 2*growStep + 10
+	c := newPkgCache(packages*darePayload, func(b int64) { grew = append(grew, b) })
+	bufs := map[*byte]bool{}
+	for i := range packages {
+		b := c.reserve()
+		if len(b) != darePayload {
+			t.Fatalf("reserve gave %d bytes", len(b))
+		}
+		b[0] = byte(i)
+		bufs[&b[0]] = true
+		c.add(pkgKey{pkg: uint32(i)}, b)
+	}
+	if want := []int64{growStep * darePayload, 2 * growStep * darePayload}; !slices.Equal(grew, want) {
+		t.Fatalf("grew reported %v, want %v", grew, want)
+	}
+	// Full: the next reserve evicts the least recently used package (0) and reuses it.
+	b := c.reserve()
+	if !bufs[&b[0]] {
+		t.Fatal("a full cache allocated a new buffer")
+	}
+	if c.copyOut(pkgKey{pkg: 0}, make([]byte, 1), 0) {
+		t.Fatal("package 0 is still cached after its buffer was handed out")
+	}
+	if !c.copyOut(pkgKey{pkg: 1}, make([]byte, 1), 0) {
+		t.Fatal("package 1 was evicted instead of package 0")
+	}
+	if len(grew) != 2 {
+		t.Fatalf("a reused buffer was reported as growth: %v", grew)
+	}
+	if allocs := testing.AllocsPerRun(50, func() { c.add(pkgKey{pkg: 99999}, c.reserve()) }); allocs > 2 {
+		t.Fatalf("reserve and add of a full cache: %.0f allocations", allocs)
 	}
 }

@@ -163,7 +163,7 @@ func (d *dataStore) close() error {
 // openDataDir locks the data directory, unseals its metadata key with the configured KMS
 // and opens the metadata, the object store and the engine.
 func openDataDir(ctx context.Context, cfg storeConfig, stderr io.Writer, log *slog.Logger) (_ *dataStore, err error) {
-	limitMemory(cfg)
+	readCacheGrew := limitMemory(cfg)
 	dir, err := filepath.Abs(cfg.dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("--data-dir %s: %w", cfg.dataDir, err)
@@ -210,7 +210,8 @@ func openDataDir(ctx context.Context, cfg storeConfig, stderr io.Writer, log *sl
 	sealer := keys.NewSealer(d.kms.kms, d.kms.defaultKey, cfg.keyCacheTTL)
 	d.engine, err = fs.New(fs.Config{
 		Meta: d.db, Store: d.store, Sealer: sealer, Logger: log,
-		WriteBuffer: int64(cfg.writeBufferMB) << 20, ReadCache: readCache(cfg.readCacheMB), KeepOrphans: cfg.keepOrphans,
+		WriteBuffer: int64(cfg.writeBufferMB) << 20, ReadCache: readCache(cfg.readCacheMB), ReadCacheGrew: readCacheGrew,
+		KeepOrphans: cfg.keepOrphans,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("data directory %s: %w", dir, err)
@@ -380,15 +381,18 @@ func readCache(mb int) int64 {
 }
 
 // limitMemory sets the Go runtime's soft memory limit from what ssefs is told it may
-// hold: the write-back buffers, the read cache, and room for Badger's memtables and
-// caches and the rest. Without it the garbage collector lets the heap grow to twice
-// what is live: 64 files written at once with the default 256 MiB of write-back buffers
-// peaked at 550-630 MiB resident. GOMEMLIMIT, when set, wins.
-func limitMemory(cfg storeConfig) {
+// hold: the write-back buffers, what the read cache holds so far, and room for Badger's
+// memtables and caches and the rest. Without it the garbage collector lets the heap grow
+// to twice what is live: 64 files written at once with the default 256 MiB of write-back
+// buffers peaked at 550-630 MiB resident. The read cache counts as it fills (the engine
+// calls the returned function), not at its bound: a limit raised by an empty cache would
+// let writers' garbage pile up in its room. GOMEMLIMIT, when set, wins.
+func limitMemory(cfg storeConfig) (readCacheGrew func(bytes int64)) {
 	if os.Getenv("GOMEMLIMIT") != "" || cfg.writeBufferMB == 0 {
-		return // GOMEMLIMIT is the operator's; commands without buffers are not bounded
+		return nil // GOMEMLIMIT is the operator's; commands without buffers are not bounded
 	}
-	readCache := int64(max(cfg.readCacheMB, 0)) << 20
 	const rest = 160 << 20 // Badger (two memtables, block and index caches), stacks, code
-	debug.SetMemoryLimit(int64(cfg.writeBufferMB)<<20 + readCache + rest)
+	base := int64(cfg.writeBufferMB)<<20 + rest
+	debug.SetMemoryLimit(base)
+	return func(cached int64) { debug.SetMemoryLimit(base + cached) }
 }
