@@ -31,30 +31,46 @@ func (e *Engine) sealChunkAsync(ctx context.Context, oek [32]byte, fileID [16]by
 		defer close(s.done)
 		e.sealers <- struct{}{}
 		defer func() { <-e.sealers }()
-		version, err := e.db.NextVersion()
-		if err != nil {
-			s.err = fmt.Errorf("chunk version: %w", err)
-			return
-		}
-		key := chunkKey(&oek, fileID, idx, version)
-		bp := sealedBufs.Get().(*[]byte)
-		defer sealedBufs.Put(bp)
-		sealed, err := sealChunkInto(*bp, &key, buf)
-		clear(key[:])
-		if err != nil {
-			s.err = err
-			return
-		}
-		id := objstore.NewID()
-		if err := e.putObject(ctx, id, sealed); err != nil {
-			s.err = classify(fmt.Errorf("storing chunk %d of inode %d: %w", idx, ino, err))
-			return
-		}
-		e.markUnsynced(id)
-		s.rec = meta.Chunk{Index: idx, Object: id, Version: version,
-			PlainLen: uint32(len(buf)), StoredLen: uint32(len(sealed))}
+		s.rec, s.err = e.sealChunk(ctx, &oek, fileID, ino, idx, buf)
 	}()
 	return s
+}
+
+// sealChunkNow stores a chunk on the caller's goroutine: for a small one, as the last
+// chunk of a small file at close, the hand-over to a sealer and back costs more than
+// the sealing.
+func (e *Engine) sealChunkNow(ctx context.Context, oek [32]byte, fileID [16]byte, ino meta.Ino, idx uint64, buf []byte) *sealing {
+	s := &sealing{buf: buf, done: closedChan}
+	s.rec, s.err = e.sealChunk(ctx, &oek, fileID, ino, idx, buf)
+	return s
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// syncSealMax is the largest chunk sealed on the flushing goroutine.
+const syncSealMax = 64 << 10
+
+// sealChunk encrypts chunk idx under its own version's key and stores it as a new object.
+func (e *Engine) sealChunk(ctx context.Context, oek *[32]byte, fileID [16]byte, ino meta.Ino, idx uint64, buf []byte) (meta.Chunk, error) {
+	version, err := e.db.NextVersion()
+	if err != nil {
+		return meta.Chunk{}, fmt.Errorf("chunk version: %w", err)
+	}
+	key := chunkKey(oek, fileID, idx, version)
+	bp := sealedBufs.Get().(*[]byte)
+	defer sealedBufs.Put(bp)
+	sealed, err := sealChunkInto(*bp, &key, buf)
+	clear(key[:])
+	if err != nil {
+		return meta.Chunk{}, err
+	}
+	id := objstore.NewID()
+	if err := e.putObject(ctx, id, sealed); err != nil {
+		return meta.Chunk{}, classify(fmt.Errorf("storing chunk %d of inode %d: %w", idx, ino, err))
+	}
+	e.markUnsynced(id)
+	return meta.Chunk{Index: idx, Object: id, Version: version,
+		PlainLen: uint32(len(buf)), StoredLen: uint32(len(sealed))}, nil
 }
 
 // startSealing hands the named dirty chunks to sealers. A chunk still sealing from an
@@ -78,6 +94,10 @@ func (of *openFile) startSealing(ctx context.Context, idxs []uint64) error {
 			continue
 		}
 		delete(of.dirty, idx)
+		if len(idxs) == 1 && len(buf) <= syncSealMax {
+			of.inflight[idx] = of.e.sealChunkNow(ctx, of.oek, of.inode.FileID, of.inode.Ino, idx, buf)
+			continue
+		}
 		of.inflight[idx] = of.e.sealChunkAsync(ctx, of.oek, of.inode.FileID, of.inode.Ino, idx, buf)
 	}
 	return nil

@@ -70,6 +70,7 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 		DirectMountStrict: os.Geteuid() == 0,
 		MaxWrite:          1 << 20,
 		MaxReadAhead:      1 << 20,
+		DisableSplice:     true,
 		// The kernel checks permissions from mode, uid and gid, as for a local disk.
 		Options: []string{"default_permissions"},
 	}
