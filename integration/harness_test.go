@@ -416,6 +416,7 @@ func (p *Proc) assertCleanExit(t testing.TB) {
 	if code := p.ExitCode(); code != 0 {
 		t.Errorf("ssefs %q exited with code %d after SIGTERM, want 0; stderr:\n%s", p.args, code, tail(stderr, 8000))
 	}
+	assertNoSecrets(t, p.Cfg, p.args, stderr+p.Stdout())
 }
 
 // Kill sends SIGKILL (a crash of the ssefs process), waits for it and detaches the dead
@@ -504,6 +505,7 @@ func runExpectExit(t testing.TB, cfg Config, args ...string) RunResult {
 	if strings.Contains(p.Stderr(), "DATA RACE") {
 		t.Errorf("ssefs %q reported a DATA RACE; stderr:\n%s", args, p.Stderr())
 	}
+	assertNoSecrets(t, cfg, args, p.Stderr()+p.Stdout())
 	return RunResult{Code: p.ExitCode(), Stdout: p.Stdout(), Stderr: p.Stderr()}
 }
 

@@ -46,6 +46,7 @@ type fetchFunc func(ctx context.Context, gen uint64) ([32]byte, []byte, error)
 func (s *Sealer) cached(ctx context.Context, ck cacheKey,
 	fetch fetchFunc) ([32]byte, []byte, error) {
 	if s.ttl <= 0 {
+		s.observeCache(false)
 		return fetch(ctx, 0)
 	}
 	for {
@@ -56,14 +57,17 @@ func (s *Sealer) cached(ctx context.Context, ck cacheKey,
 			if s.freshLocked(e, now) {
 				dek, ct := e.dek, e.ct
 				s.mu.Unlock()
+				s.observeCache(true)
 				return dek, ct, nil
 			}
 			clear(e.dek[:])
 			delete(s.entries, ck)
 		}
+		// A miss, whether this call asks the KMS or waits for another that does.
 		if f, ok := s.flights[ck]; ok {
 			f.refs++
 			s.mu.Unlock()
+			s.observeCache(false)
 			select {
 			case <-f.done:
 			case <-ctx.Done():
@@ -89,6 +93,7 @@ func (s *Sealer) cached(ctx context.Context, ck cacheKey,
 		s.flights[ck] = f
 		gen := s.gen
 		s.mu.Unlock()
+		s.observeCache(false)
 		return s.lead(ctx, ck, f, gen, fetch)
 	}
 }

@@ -19,7 +19,7 @@ import (
 
 	"github.com/minio/sio"
 
-	"github.com/ssefs/ssefs/internal/dare"
+	"github.com/ssefs/ssefs/dare"
 )
 
 // SSE types, as S3 and MinIO name them. The type is also the KEK derivation's domain,
@@ -287,6 +287,7 @@ type Sealer struct {
 	defaultKey string
 	ttl        time.Duration
 	now        func() time.Time // replaced in tests
+	obs        Observer         // nil: none (Observe)
 
 	mu      sync.Mutex
 	gen     uint64 // bumped by Forget, so a fetch in flight does not refill the cache
@@ -311,7 +312,11 @@ func NewSealer(kms KMS, defaultKey string, ttl time.Duration) *Sealer {
 // Fork returns a Sealer on the same KMS with an empty cache of its own: key rotation
 // seals with it so that every rotated file gets a data key generated for the rotation,
 // not the one new files are sealed with.
-func (s *Sealer) Fork() *Sealer { return NewSealer(s.kms, s.defaultKey, s.ttl) }
+func (s *Sealer) Fork() *Sealer {
+	f := NewSealer(s.kms, s.defaultKey, s.ttl)
+	f.obs = s.obs
+	return f
+}
 
 // DefaultKey returns the external key name used when Seal is given none.
 func (s *Sealer) DefaultKey() string { return s.defaultKey }

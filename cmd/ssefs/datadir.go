@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ssefs/ssefs/cmd/ssefs/internal/metrics"
 	"github.com/ssefs/ssefs/fs"
 	"github.com/ssefs/ssefs/keys"
 	"github.com/ssefs/ssefs/meta"
@@ -119,6 +120,7 @@ type storeConfig struct {
 	// keepOrphans: fsck's engine leaves unlinked inodes for fsck to report (fs.Config).
 	keepOrphans bool
 	objStore    *objStoreFlags // --store*; nil: SSEFS_STORE_* and what the data directory records
+	metrics     *metrics.Set   // nil: none; else the KMS, key cache and object store report to it
 }
 
 // dataStore is an open data directory with everything built on it.
@@ -208,8 +210,13 @@ func openDataDir(ctx context.Context, cfg storeConfig, stderr io.Writer, log *sl
 		}
 	}
 	sealer := keys.NewSealer(d.kms.kms, d.kms.defaultKey, cfg.keyCacheTTL)
+	engineStore := d.store // d.store stays unwrapped: the commands look at what it is
+	if cfg.metrics != nil {
+		sealer.Observe(cfg.metrics.Keys())
+		engineStore = objstore.Observe(d.store, cfg.metrics.Store())
+	}
 	d.engine, err = fs.New(fs.Config{
-		Meta: d.db, Store: d.store, Sealer: sealer, Logger: log,
+		Meta: d.db, Store: engineStore, Sealer: sealer, Logger: log,
 		WriteBuffer: int64(cfg.writeBufferMB) << 20, ReadCache: readCache(cfg.readCacheMB), ReadCacheGrew: readCacheGrew,
 		KeepOrphans: cfg.keepOrphans,
 	})

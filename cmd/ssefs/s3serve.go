@@ -154,7 +154,7 @@ const shutdownGrace = 10 * time.Second
 // startS3 binds the S3 address and serves in the background. It prints
 // "ssefs: S3 API listening on URL" once the port is bound (the port, when 0 was asked for,
 // is the one the kernel chose).
-func startS3(cfg *s3Flags, engine *fs.Engine, log *slog.Logger, stderr io.Writer) (*s3API, error) {
+func startS3(cfg *s3Flags, engine *fs.Engine, web *observer, log *slog.Logger, stderr io.Writer) (*s3API, error) {
 	if cfg == nil || cfg.address == "" {
 		return &s3API{}, nil
 	}
@@ -165,6 +165,8 @@ func startS3(cfg *s3Flags, engine *fs.Engine, log *slog.Logger, stderr io.Writer
 		Owner:       fs.Owner{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())},
 		Domains:     cfg.domains,
 		IOTimeout:   cfg.ioTimeout,
+		Observer:    web.s3(),
+		Ready:       web.ready,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("--s3-domain: %w", err)
@@ -294,7 +296,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return usageError{fmt.Sprintf("serve: %v", err)}
 	}
 	if *help {
-		fmt.Fprint(stdout, serveUsage+f.FlagUsages())
+		showHelp(stdout, serveUsage, f)
 		return errHelp
 	}
 	if err := flagsFromEnv(f); err != nil {
@@ -313,37 +315,51 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := c.obs.logger(stderr, false)
 	store, err := openDataDir(context.Background(), c.store(), stderr, log)
 	if err != nil {
 		return err
 	}
 	defer store.close()
+	web, err := startObserve(c.obs, store, c.writeBufferMB, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer web.stop(log)
 	admin, err := startAdminServer(store.dir, store, log)
 	if err != nil {
 		log.Warn("no admin socket: 'ssefs key rotate' and 'ssefs bucket encryption' cannot reach this server", "err", err)
 	}
 	defer admin.stop()
+	backups, err := startBackups(store, c.backup, log)
+	if err != nil {
+		return err
+	}
+	defer backups.stop()
 
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	api, err := startS3(c.s3, store.engine, log, stderr)
+	api, err := startS3(c.s3, store.engine, web, log, stderr)
 	if err != nil {
 		return err
 	}
+	web.serving()
 	var served error
 	select {
 	case sig := <-signals:
+		web.stopping()
 		fmt.Fprintf(stderr, "ssefs: %v: stopping the S3 API and flushing\n", sig)
 		api.stop(log)
 	case served = <-api.failed():
+		web.stopping()
 		api.stopExpiry()
 		served = fmt.Errorf("S3 API: %w", served)
 	}
 	if err := store.engine.SyncAll(context.Background()); err != nil {
 		served = errors.Join(served, fmt.Errorf("flush: %w", err))
 	}
+	backups.stop() // a backup in progress ends before the store closes
 	if err := admin.stop(); err != nil {
 		log.Warn("stopping the admin socket", "err", err)
 	}

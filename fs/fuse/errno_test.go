@@ -53,7 +53,7 @@ func TestErrnoMapping(t *testing.T) {
 func TestRescueTurnsPanicIntoEIO(t *testing.T) {
 	fsys := &filesystem{log: slog.New(slog.DiscardHandler)}
 	handler := func() (errno syscall.Errno) {
-		defer fsys.rescue("test", &errno)
+		defer fsys.rescue(OpGetattr, fsys.start(), &errno)
 		var m map[string]int
 		m["boom"]++ // a nil-map write panics
 		return 0

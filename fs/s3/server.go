@@ -70,6 +70,11 @@ type Config struct {
 	// write, not one for the whole request: a client that stops reading a GET (or stops
 	// sending a PUT) is cut off after it, a large transfer that keeps moving never is.
 	IOTimeout time.Duration
+	// Observer, if set, is told of every request answered (metrics).
+	Observer Observer
+	// Ready, if set, tells whether the store works, for /minio/health/ready: nil when
+	// it does, else why not (one line).
+	Ready func(ctx context.Context) error
 }
 
 // Server serves the S3 API over one engine. It is safe for concurrent use.
@@ -82,6 +87,8 @@ type Server struct {
 	allowInsecureSSEC bool
 	domains           []string
 	ioTimeout         time.Duration
+	obs               Observer                        // nil: none
+	ready             func(ctx context.Context) error // nil: always ready
 }
 
 // New returns a Server for e.
@@ -119,6 +126,8 @@ func New(e *fs.Engine, cfg Config) (*Server, error) {
 		allowInsecureSSEC: cfg.AllowInsecureSSEC,
 		domains:           domains,
 		ioTimeout:         max(cfg.IOTimeout, 0),
+		obs:               cfg.Observer,
+		ready:             cfg.Ready,
 	}, nil
 }
 
@@ -233,6 +242,7 @@ func newHostID() string {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	w := &statusWriter{ResponseWriter: rw}
 	if s.ioTimeout > 0 {
 		w.rc, w.timeout = http.NewResponseController(rw), s.ioTimeout
@@ -256,11 +266,17 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// The response is flushed after ServeHTTP returns: that last write gets its bound too.
 		defer w.extendWrite()
 	}
+	if s.serveHealth(w, r) {
+		return
+	}
 	req := &request{r: r, id: newRequestID()}
 	h := w.Header()
 	h.Set("x-amz-request-id", req.id)
 	h.Set("x-amz-id-2", newHostID())
 	h.Set("Server", "ssefs")
+	if s.obs != nil {
+		defer s.observe(req, w, start) // after the recovery below: it sees the final status
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
