@@ -59,6 +59,12 @@ trap summary EXIT
 # clients awscli (/usr/bin/aws), s3cmd, rclone and curl. ssefs mounts with mount(2) itself as
 # root, so no fusermount is needed.
 packages=(rsync tar coreutils awscli s3cmd rclone curl)
+# cmd/ssefs checks contrib/ssefs@.service with systemd-analyze verify (package systemd; it
+# does not make systemd the init), and the mount helper tests run util-linux's mount(8).
+packages+=(systemd mount)
+# cmd/ssefs loads 'ssefs completion zsh' into a real zsh, and renders 'ssefs man' with groff
+# (groff-base) and man-db's man, checking for warnings.
+packages+=(zsh groff-base man-db)
 missing=()
 for p in "${packages[@]}"; do
 	if ! dpkg -s "$p" >/dev/null 2>&1; then

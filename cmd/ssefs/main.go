@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -18,6 +19,10 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func main() {
+	// mount(8) runs /sbin/mount.fuse.ssefs, a link to this binary (mounthelper.go).
+	if isMountHelper(os.Args[0]) {
+		os.Exit(exitCode(runMountHelper(os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -25,13 +30,21 @@ const topUsage = `ssefs — an encrypting filesystem with keys from a KMS
 
 Usage:
   ssefs mount [flags] MOUNTPOINT          mount the store (all buckets, or one with --bucket);
-                                          with --s3-address, serve S3 on it as well
+                                          with --s3-address, serve S3 on it as well;
+                                          --daemon: in the background once mounted
+  ssefs umount [--lazy] MOUNTPOINT        unmount, and wait until ssefs has flushed and exited
   ssefs serve --s3-address HOST:PORT      serve the store's S3 API without a mount
   ssefs key create|list|status [NAME]     manage and check the KMS's keys
   ssefs key rotate [flags]                re-seal file keys (or --metadata: meta.key) under another key
   ssefs bucket encryption set|get|clear   a bucket's default key
-  ssefs stat FILE...                      how files on a mount are encrypted
+  ssefs stat [--json] FILE...             how files on a mount are encrypted
+  ssefs df [--json] [--bucket B]          files, bytes and keys of each bucket
   ssefs fsck [--repair]                   check (and repair) the store of an unmounted data directory
+  ssefs backup [--to DIR|FILE]            snapshot the metadata (into the S3 store, or DIR/FILE)
+  ssefs restore --data-dir NEW            rebuild a data directory from a snapshot and the KMS
+  ssefs config check [flags] [MOUNTPOINT] check a mount's configuration without mounting
+  ssefs completion bash|zsh               print a shell completion script
+  ssefs man                               print the manual page (roff)
   ssefs version                           print the version and module versions
   ssefs help [COMMAND]                    show help
 
@@ -69,6 +82,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return runMount(rest, stdout, stderr)
 	case "serve":
 		return runServe(rest, stdout, stderr)
+	case "umount":
+		return runUmount(rest, stdout, stderr)
 	case "key":
 		return runKey(rest, stdout, stderr)
 	case "bucket":
@@ -77,16 +92,27 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return runStat(rest, stdout, stderr)
 	case "fsck":
 		return runFsck(rest, stdout, stderr)
+	case "backup":
+		return runBackup(rest, stdout, stderr)
+	case "restore":
+		return runRestore(rest, stdout, stderr)
+	case "df":
+		return runDf(rest, stdout, stderr)
+	case "config":
+		return runConfig(rest, stdout, stderr)
+	case "completion":
+		return runCompletion(rest, stdout, stderr)
+	case "man":
+		return runMan(rest, stdout, stderr)
 	case "version", "--version":
-		printVersion(stdout)
-		return nil
+		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "--help":
-		if len(rest) == 0 || rest[0] == "help" || strings.HasPrefix(rest[0], "-") {
-			fmt.Fprint(stdout, topUsage)
+		if len(rest) > 0 && (rest[0] == "help" || rest[0] == "-h" || rest[0] == "--help") {
+			showHelp(stdout, helpUsage, nil)
 			return nil
 		}
-		if rest[0] == "version" {
-			fmt.Fprintln(stdout, "Usage: ssefs version\n\nPrints the version of ssefs and of the modules that matter for its on-disk format.")
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			fmt.Fprint(stdout, topUsage)
 			return nil
 		}
 		// 'ssefs help key rotate' is 'ssefs key rotate --help'.
@@ -132,10 +158,11 @@ func printVersion(w io.Writer) {
 			deps[d.Path] = d.Version
 		}
 	}
-	fmt.Fprintf(w, "ssefs %s\n", version)
-	for _, m := range []string{"github.com/hanwen/go-fuse/v2", "github.com/minio/sio", "github.com/dgraph-io/badger/v4"} {
+	fmt.Fprintf(w, "ssefs %s (%s)\n", version, runtime.Version())
+	for _, m := range versionModules {
 		if v, ok := deps[m]; ok {
 			fmt.Fprintf(w, "  %s %s\n", m, v)
 		}
 	}
+	fmt.Fprintf(w, "  %s\n", kesClient)
 }

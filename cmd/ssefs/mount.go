@@ -29,12 +29,16 @@ type mountConfig struct {
 	readCacheMB    int
 	attrTimeout    time.Duration
 	writebackCache bool
+	readAheadKB    int
 	s3             *s3Flags
 	objStore       *objStoreFlags
+	backup         *backupFlags // --backup-*: backupcmd.go
+	daemon         daemonFlags
+	obs            *observeFlags
 }
 
 func (c mountConfig) store() storeConfig {
-	return storeConfig{dataDir: c.dataDir, kms: c.kms, keyCacheTTL: c.keyCacheTTL, writeBufferMB: c.writeBufferMB, readCacheMB: c.readCacheMB, create: true, objStore: c.objStore}
+	return storeConfig{dataDir: c.dataDir, kms: c.kms, keyCacheTTL: c.keyCacheTTL, writeBufferMB: c.writeBufferMB, readCacheMB: c.readCacheMB, create: true, objStore: c.objStore, metrics: c.obs.set()}
 }
 
 func defaultDataDir() string {
@@ -50,8 +54,9 @@ func defaultDataDir() string {
 const mountUsage = `Usage: ssefs mount [flags] MOUNTPOINT
 
 Mounts the store at MOUNTPOINT and serves it in the foreground until SIGINT or SIGTERM
-(or umount), then flushes everything and unmounts. Without --bucket every bucket is a
-top-level directory and mkdir there creates a bucket.
+(or umount), then flushes everything and unmounts. With --daemon it goes to the
+background once the mount is ready. Without --bucket every bucket is a top-level
+directory and mkdir there creates a bucket.
 
 Files are sealed under the KMS's default key, or a bucket's own key ('ssefs bucket
 encryption set'). With no KMS configured, a master key is generated into the data
@@ -76,21 +81,12 @@ Flags (each also read from SSEFS_<FLAG>, e.g. SSEFS_DATA_DIR):
 
 func parseMountFlags(args []string, stdout io.Writer) (mountConfig, string, error) {
 	var c mountConfig
-	f := pflag.NewFlagSet("mount", pflag.ContinueOnError)
-	f.SetOutput(io.Discard)
-	c.addStoreFlags(f)
-	f.StringVar(&c.bucket, "bucket", "", "serve only this bucket as the mount root (created if missing)")
-	f.BoolVar(&c.allowOther, "allow-other", false, "let users other than the mounting one access the mount")
-	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, with file names and the first bytes of data: for debugging only, never in production")
-	f.DurationVar(&c.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches names and attributes")
-	f.BoolVar(&c.writebackCache, "writeback-cache", false, "let the kernel buffer writes in its page cache (S3 sees them at close or fsync)")
-	c.s3 = addS3Flags(f)
-	help := f.BoolP("help", "h", false, "show this help")
+	f, help := c.flagSet()
 	if err := f.Parse(args); err != nil {
 		return c, "", usageError{fmt.Sprintf("mount: %v", err)}
 	}
 	if *help {
-		fmt.Fprint(stdout, mountUsage+f.FlagUsages())
+		showHelp(stdout, mountUsage, f)
 		return c, "", errHelp
 	}
 	if err := flagsFromEnv(f); err != nil {
@@ -99,24 +95,55 @@ func parseMountFlags(args []string, stdout io.Writer) (mountConfig, string, erro
 	if f.NArg() != 1 {
 		return c, "", usageError{fmt.Sprintf("mount needs exactly one MOUNTPOINT, got %d arguments (see 'ssefs mount --help')", f.NArg())}
 	}
-	if err := c.checkStoreFlags(); err != nil {
-		return c, "", err
-	}
-	if c.bucket != "" {
-		if err := fs.ValidBucketName(c.bucket); err != nil {
-			return c, "", usageError{fmt.Sprintf("--bucket: %v", err)}
-		}
-	}
-	if c.attrTimeout < 0 {
-		return c, "", usageError{"--attr-timeout must not be negative"}
-	}
-	if err := c.s3.resolve(f, false); err != nil {
-		return c, "", err
-	}
-	if err := c.kms.resolve(); err != nil {
+	if err := c.check(f); err != nil {
 		return c, "", err
 	}
 	return c, f.Arg(0), nil
+}
+
+// flagSet registers mount's flags, bound to c. 'ssefs config check' parses the same set,
+// so that it takes a mount's command line as it is.
+func (c *mountConfig) flagSet() (f *pflag.FlagSet, help *bool) {
+	f = pflag.NewFlagSet("mount", pflag.ContinueOnError)
+	f.SetOutput(io.Discard)
+	c.addStoreFlags(f)
+	f.StringVar(&c.bucket, "bucket", "", "serve only this bucket as the mount root (created if missing)")
+	f.BoolVar(&c.allowOther, "allow-other", false, "let users other than the mounting one access the mount")
+	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, with file names and the first bytes of data: for debugging only, never in production")
+	f.DurationVar(&c.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches names and attributes")
+	f.BoolVar(&c.writebackCache, "writeback-cache", false, "let the kernel buffer writes in its page cache (S3 sees them at close or fsync)")
+	f.IntVar(&c.readAheadKB, "read-ahead-kb", 1024, "the mount's kernel readahead in KiB, set when mounting as root (0: the kernel's 128)")
+	c.s3 = addS3Flags(f)
+	c.daemon.add(f)
+	help = f.BoolP("help", "h", false, "show this help")
+	return f, help
+}
+
+// check validates parsed mount flags (after flagsFromEnv) and resolves the S3 and KMS
+// settings: everything about a mount's configuration that needs no I/O beyond reading
+// the files it names.
+func (c *mountConfig) check(f *pflag.FlagSet) error {
+	if err := c.checkStoreFlags(); err != nil {
+		return err
+	}
+	if c.bucket != "" {
+		if err := fs.ValidBucketName(c.bucket); err != nil {
+			return usageError{fmt.Sprintf("--bucket: %v", err)}
+		}
+	}
+	if c.readAheadKB < 0 {
+		return usageError{"--read-ahead-kb must not be negative"}
+	}
+	if c.attrTimeout < 0 {
+		return usageError{"--attr-timeout must not be negative"}
+	}
+	if err := c.daemon.check(); err != nil {
+		return err
+	}
+	if err := c.s3.resolve(f, false); err != nil {
+		return err
+	}
+	return c.kms.resolve()
 }
 
 // addStoreFlags registers the flags of everything under the frontends (data directory,
@@ -128,6 +155,8 @@ func (c *mountConfig) addStoreFlags(f *pflag.FlagSet) {
 	f.IntVar(&c.writeBufferMB, "write-buffer-mb", 256, "bound on plaintext held in write-back buffers, in MiB")
 	f.IntVar(&c.readCacheMB, "read-cache-mb", fs.DefaultReadCache>>20, "decrypted content kept in memory for small reads, in MiB (0: none)")
 	c.objStore = addObjStoreFlags(f)
+	c.backup = addBackupFlags(f)
+	c.obs = addObserveFlags(f)
 }
 
 func (c *mountConfig) checkStoreFlags() error {
@@ -140,6 +169,12 @@ func (c *mountConfig) checkStoreFlags() error {
 	if c.writeBufferMB < 1 {
 		return usageError{"--write-buffer-mb must be at least 1"}
 	}
+	if err := c.obs.resolve(); err != nil {
+		return err
+	}
+	if err := c.backup.check(); err != nil {
+		return err
+	}
 	return c.objStore.check()
 }
 
@@ -151,17 +186,21 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	if mountpoint, err = checkMountpoint(mountpoint); err != nil {
 		return err
 	}
-	level := slog.LevelInfo
-	if cfg.debug {
-		level = slog.LevelDebug
+	if done, err := cfg.daemon.background(args, stdout, stderr); done {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := cfg.obs.logger(stderr, cfg.debug)
 
 	store, err := openDataDir(context.Background(), cfg.store(), stderr, log)
 	if err != nil {
 		return err
 	}
 	defer store.close()
+	web, err := startObserve(cfg.obs, store, cfg.writeBufferMB, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer web.stop(log)
 
 	root := fs.RootIno
 	if cfg.bucket != "" {
@@ -177,9 +216,14 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 		log.Warn("no admin socket: 'ssefs key rotate' and 'ssefs bucket encryption' cannot reach this mount", "err", err)
 	}
 	defer admin.stop()
+	backups, err := startBackups(store, cfg.backup, log)
+	if err != nil {
+		return err
+	}
+	defer backups.stop()
 	// S3 listens before the mount is announced, so a client that waits for the mount can
 	// use both.
-	api, err := startS3(cfg.s3, store.engine, log, stderr)
+	api, err := startS3(cfg.s3, store.engine, web, log, stderr)
 	if err != nil {
 		return err
 	}
@@ -191,17 +235,22 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(signals)
 	server, err := fuse.Mount(mountpoint, store.engine, fuse.Options{
 		AllowOther: cfg.allowOther, Debug: cfg.debug, Logger: log, RootIno: root, Timeout: cfg.attrTimeout,
-		WritebackCache: cfg.writebackCache,
+		WritebackCache: cfg.writebackCache, ReadAheadKB: cfg.readAheadKB, Source: mountSource(store.dir),
+		Observer: web.fuse(),
 	})
 	if err != nil {
 		return fmt.Errorf("cannot mount at %s: %w", mountpoint, err)
 	}
 	fmt.Fprintf(stderr, "ssefs: mounted %s (data directory %s)\n", mountpoint, cfg.dataDir)
+	cfg.daemon.announceReady(mountpoint, log)
+	web.serving()
 
 	served := make(chan struct{})
 	go func() { server.Wait(); close(served) }()
 	select {
 	case sig := <-signals:
+		notifyStopping(log)
+		web.stopping()
 		fmt.Fprintf(stderr, "ssefs: %v: flushing and unmounting %s\n", sig, mountpoint)
 		api.stop(log) // no S3 request may start after the flush
 		// Flush before unmounting, so nothing is lost even if the unmount has to be lazy.
@@ -211,8 +260,12 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 		unmount(server, mountpoint, log)
 		<-served
 	case <-served:
+		notifyStopping(log)
+		web.stopping()
 		fmt.Fprintf(stderr, "ssefs: %s was unmounted\n", mountpoint)
+		api.stop(log) // the store closes next; 'ssefs umount' waits for that
 	}
+	backups.stop() // a backup in progress ends before the store closes
 	if err := admin.stop(); err != nil {
 		log.Warn("stopping the admin socket", "err", err)
 	}
