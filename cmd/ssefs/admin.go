@@ -14,6 +14,8 @@ package main
 //	       {"progress": {...}} lines while it runs, then one final line,
 //	       {"progress": {...}, "done": true} or {"progress": {...}, "error": {...}}
 //	POST   /v1/metadata-key/rotate          <- {"to_key": K}            -> {"key": K}
+//	POST   /v1/backup                       <- backupRequest -> application/x-ndjson (backupcmd.go)
+//	GET    /v1/usage[?bucket=B]                                         -> usageJSON ('ssefs df')
 //
 // Errors: a non-2xx status with {"error": "one line", "kinds": ["not_exist", ...]}; the
 // kinds carry the engine's and the KMS's error kinds across, so the client tells them apart
@@ -330,6 +332,15 @@ func newAdminHandler(b adminBackend, log *slog.Logger) http.Handler {
 		}
 		reply(w, log, metadataRotateJSON{Key: key}, err)
 	})
+	mux.HandleFunc("GET /v1/usage", func(w http.ResponseWriter, r *http.Request) {
+		ub, ok := b.(usageBackend)
+		if !ok {
+			writeError(w, log, fmt.Errorf("usage: %w", fs.ErrNotSupported))
+			return
+		}
+		u, err := ub.Usage(r.Context(), r.URL.Query().Get("bucket"))
+		reply(w, log, toUsageJSON(u), err)
+	})
 	mux.HandleFunc("POST /v1/keys/rotate", func(w http.ResponseWriter, r *http.Request) {
 		var in rotateRequest
 		if !decodeBody(w, log, r, &in) {
@@ -337,6 +348,7 @@ func newAdminHandler(b adminBackend, log *slog.Logger) http.Handler {
 		}
 		serveRotation(w, r, b, in, log)
 	})
+	registerBackupRoutes(mux, b, log) // POST /v1/backup: see backupcmd.go
 	return mux
 }
 
@@ -667,7 +679,7 @@ func (c *commandFlags) parse(args []string, usage string, stdout io.Writer) erro
 		return usageError{fmt.Sprintf("%s: %v", c.f.Name(), err)}
 	}
 	if *c.help {
-		fmt.Fprint(stdout, usage+"\n"+kmsUsage+"\nFlags (each also read from SSEFS_<FLAG>):\n"+c.f.FlagUsages())
+		showHelp(stdout, usage+"\n"+kmsUsage+"\nFlags (each also read from SSEFS_<FLAG>):\n", c.f)
 		return errHelp
 	}
 	if err := flagsFromEnv(c.f); err != nil {

@@ -15,16 +15,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const statUsage = `Usage: ssefs stat FILE...
+const statUsage = `Usage: ssefs stat [--json] FILE...
 
 Shows how files on a running ssefs mount are encrypted, from their read-only
 'ssefs.encryption' attribute: the SSE type, the KMS key that seals the file's key, the
 algorithm and cipher, when the key was sealed, and what the content takes in the object
 store. Like 'mc stat' for an object, with the store's details added.
 
+With --json it prints a JSON array with one object per file, for scripts:
+  [{"name": "/mnt/ssefs/photos/a.jpg", "size": 1234, "bucket": "photos",
+    "sse": "SSE-KMS", "key": "photos-key", "context": null, "algorithm": "...",
+    "cipher": "...", "chunk_size": 1048576, "sealed_at": "2026-01-02T03:04:05Z",
+    "chunks": 1, "stored_bytes": 1298}]
+Fields the mount does not report are null. A file that fails is reported on stderr and
+left out; the exit code is then 1.
+
 Examples:
   ssefs stat /mnt/ssefs/photos/2026/beach.jpg
   ssefs stat /mnt/photos/*.jpg
+  ssefs stat --json /mnt/photos/*.jpg | jq -r '.[] | select(.key == "old-key") | .name'
+
+Flags:
 `
 
 // encryptionXattrName is the attribute fs/fuse serves on every regular file.
@@ -33,12 +44,13 @@ const encryptionXattrName = "ssefs.encryption"
 func runStat(args []string, stdout, stderr io.Writer) error {
 	f := pflag.NewFlagSet("stat", pflag.ContinueOnError)
 	f.SetOutput(io.Discard)
+	asJSON := f.Bool("json", false, "print a JSON array, one object per file")
 	help := f.BoolP("help", "h", false, "show this help")
 	if err := f.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("stat: %v", err)}
 	}
 	if *help {
-		fmt.Fprint(stdout, statUsage)
+		showHelp(stdout, statUsage, f)
 		return errHelp
 	}
 	if f.NArg() == 0 {
@@ -46,6 +58,7 @@ func runStat(args []string, stdout, stderr io.Writer) error {
 	}
 	now := time.Now()
 	failed := 0
+	out := []statJSON{}
 	for i, path := range f.Args() {
 		st, err := statFile(path)
 		if err != nil {
@@ -54,10 +67,19 @@ func runStat(args []string, stdout, stderr io.Writer) error {
 			failed++
 			continue
 		}
+		if *asJSON {
+			out = append(out, toStatJSON(st))
+			continue
+		}
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
 		printStat(stdout, st, now)
+	}
+	if *asJSON {
+		if err := writeJSON(stdout, out); err != nil {
+			return err
+		}
 	}
 	if failed > 0 {
 		return reportedError{fmt.Sprintf("%d of %d files failed", failed, f.NArg())}
@@ -221,6 +243,58 @@ func printStat(w io.Writer, st fileStat, now time.Time) {
 	if e.StoredBytes >= 0 {
 		row("Stored size", sizeString(e.StoredBytes))
 	}
+}
+
+// statJSON is one file in 'ssefs stat --json'. What the attribute does not say is null.
+type statJSON struct {
+	Name        string            `json:"name"`
+	Size        int64             `json:"size"`
+	Bucket      *string           `json:"bucket"`
+	SSE         string            `json:"sse"`
+	Key         *string           `json:"key"`
+	Context     map[string]string `json:"context"`
+	Algorithm   *string           `json:"algorithm"`
+	Cipher      *string           `json:"cipher"`
+	ChunkSize   *int64            `json:"chunk_size"`
+	SealedAt    *time.Time        `json:"sealed_at"`
+	Chunks      *int64            `json:"chunks"`
+	StoredBytes *int64            `json:"stored_bytes"`
+}
+
+func toStatJSON(st fileStat) statJSON {
+	e := st.Enc
+	str := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	num := func(n int64) *int64 {
+		if n < 0 {
+			return nil
+		}
+		return &n
+	}
+	j := statJSON{Name: st.Name, Size: st.Size, Bucket: str(e.Bucket), SSE: e.Type, Key: str(e.Key),
+		Context: e.Context, Algorithm: str(e.Algorithm), Cipher: str(e.Cipher),
+		ChunkSize: num(e.ChunkSize), Chunks: num(e.Chunks), StoredBytes: num(e.StoredBytes)}
+	if !e.SealedAt.IsZero() {
+		t := e.SealedAt.UTC()
+		j.SealedAt = &t
+	}
+	return j
+}
+
+// writeJSON prints v indented, with '<', '>' and '&' as they are: the reader is a script
+// or a person, never an HTML page.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing JSON: %w", err)
+	}
+	return nil
 }
 
 func orUnknown(s string) string {

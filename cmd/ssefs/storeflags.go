@@ -247,17 +247,78 @@ func s3URL(bucket, prefix string) string {
 // openObjStore opens the data directory's object store: see storeRecordFile. flags is nil
 // for the commands without --store flags.
 func openObjStore(ctx context.Context, flags *objStoreFlags, dir string, create bool, log *slog.Logger) (objstore.Store, error) {
+	p, err := planObjStore(flags, dir, create)
+	if err != nil {
+		return nil, err
+	}
+	if p.local != "" {
+		l, err := objstore.NewLocal(p.local)
+		if err != nil {
+			return nil, fmt.Errorf("object store in %s: %w", p.local, err)
+		}
+		return l, nil
+	}
+	rec, upd := p.rec, *p.upd
+	s3, err := objstore.NewS3(p.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", upd.URL, err)
+	}
+	fail := func(err error) (objstore.Store, error) {
+		s3.Close()
+		return nil, err
+	}
+	if !upd.Ready {
+		if err := writeStoreRecord(dir, &upd); err != nil {
+			return fail(err)
+		}
+		if err := claimStore(ctx, s3, &upd); err != nil {
+			return fail(err)
+		}
+		upd.Ready = true
+		if err := writeStoreRecord(dir, &upd); err != nil {
+			return fail(err)
+		}
+		log.Info("object store created", "store", s3.String(), "id", upd.ID)
+		return s3, nil
+	}
+	if err := checkMarker(ctx, s3, &upd, dir); err != nil {
+		return fail(err)
+	}
+	if upd != *rec {
+		// Settings changed on the command line are remembered for the next start and for
+		// the offline commands.
+		if err := writeStoreRecord(dir, &upd); err != nil {
+			return fail(err)
+		}
+	}
+	log.Info("object store", "store", s3.String())
+	return s3, nil
+}
+
+// storePlan is the object store a data directory opens with: a local directory, or an S3
+// bucket with its record as stored (for a new store, as it is to be written) and the
+// record with the flags' settings applied, and the client configuration.
+type storePlan struct {
+	local    string // DATA/objects; "" for S3
+	rec, upd *storeRecord
+	cfg      objstore.S3Config
+}
+
+// planObjStore decides which store openObjStore opens and how, from the flags and the
+// data directory's record, without changing anything: 'ssefs config check' checks a
+// store with it.
+func planObjStore(flags *objStoreFlags, dir string, create bool) (storePlan, error) {
 	if flags == nil {
 		var err error
 		if flags, err = objStoreFlagsFromEnv(); err != nil {
-			return nil, err
+			return storePlan{}, err
 		}
 	} else if err := flags.check(); err != nil {
-		return nil, err
+		return storePlan{}, err
 	}
 	rec, err := readStoreRecord(dir)
 	if err != nil {
-		return nil, err
+		return storePlan{}, err
 	}
 	localDir := filepath.Join(dir, objectsDir)
 	want := ""
@@ -268,27 +329,23 @@ func openObjStore(ctx context.Context, flags *objStoreFlags, dir string, create 
 	case rec == nil && want == "":
 		for _, name := range s3OnlyFlags {
 			if flags.changed(name) {
-				return nil, fmt.Errorf("%s is for an S3 store, but data directory %s keeps its chunk objects in %s (no --store s3://…)",
+				return storePlan{}, fmt.Errorf("%s is for an S3 store, but data directory %s keeps its chunk objects in %s (no --store s3://…)",
 					flags.src(name), dir, localDir)
 			}
 		}
-		l, err := objstore.NewLocal(localDir)
-		if err != nil {
-			return nil, fmt.Errorf("object store in %s: %w", localDir, err)
-		}
-		return l, nil
+		return storePlan{local: localDir}, nil
 	case rec == nil:
 		if _, err := os.Stat(localDir); err == nil {
-			return nil, fmt.Errorf("data directory %s keeps its chunk objects in %s: it cannot move to %s %s",
+			return storePlan{}, fmt.Errorf("data directory %s keeps its chunk objects in %s: it cannot move to %s %s",
 				dir, localDir, flags.src("store"), want)
 		}
 		if !create {
-			return nil, fmt.Errorf("data directory %s records no S3 store (no %s): %s %s is not its store",
+			return storePlan{}, fmt.Errorf("data directory %s records no S3 store (no %s): %s %s is not its store",
 				dir, storeRecordFile, flags.src("store"), want)
 		}
 		rec = &storeRecord{URL: want, ID: objstore.NewID().String()}
 	case want != "" && want != rec.URL:
-		return nil, fmt.Errorf("data directory %s was created with --store %s (see %s); refusing %s %s: its chunk objects are not there",
+		return storePlan{}, fmt.Errorf("data directory %s was created with --store %s (see %s); refusing %s %s: its chunk objects are not there",
 			dir, rec.URL, filepath.Join(dir, storeRecordFile), flags.src("store"), want)
 	}
 	// The recorded settings, with what the flags (or SSEFS_STORE_*) say instead.
@@ -300,7 +357,7 @@ func openObjStore(ctx context.Context, flags *objStoreFlags, dir string, create 
 		if ep, _ := firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"); ep != "" {
 			host, secure, err := objstore.ParseEndpoint(ep, flags.insecure)
 			if err != nil {
-				return nil, fmt.Errorf("AWS_ENDPOINT_URL: %w", err)
+				return storePlan{}, fmt.Errorf("AWS_ENDPOINT_URL: %w", err)
 			}
 			upd.Endpoint = map[bool]string{true: "https://", false: "http://"}[secure] + host
 		}
@@ -338,40 +395,7 @@ func openObjStore(ctx context.Context, flags *objStoreFlags, dir string, create 
 			cfg.CacheDir = filepath.Join(dir, storeCacheDir)
 		}
 	}
-	s3, err := objstore.NewS3(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", upd.URL, err)
-	}
-	fail := func(err error) (objstore.Store, error) {
-		s3.Close()
-		return nil, err
-	}
-	if !upd.Ready {
-		if err := writeStoreRecord(dir, &upd); err != nil {
-			return fail(err)
-		}
-		if err := claimStore(ctx, s3, &upd); err != nil {
-			return fail(err)
-		}
-		upd.Ready = true
-		if err := writeStoreRecord(dir, &upd); err != nil {
-			return fail(err)
-		}
-		log.Info("object store created", "store", s3.String(), "id", upd.ID)
-		return s3, nil
-	}
-	if err := checkMarker(ctx, s3, &upd, dir); err != nil {
-		return fail(err)
-	}
-	if upd != *rec {
-		// Settings changed on the command line are remembered for the next start and for
-		// the offline commands.
-		if err := writeStoreRecord(dir, &upd); err != nil {
-			return fail(err)
-		}
-	}
-	log.Info("object store", "store", s3.String())
-	return s3, nil
+	return storePlan{rec: rec, upd: &upd, cfg: cfg}, nil
 }
 
 // claimStore writes the marker of a new store into its prefix, unless the prefix already
