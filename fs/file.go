@@ -993,6 +993,8 @@ func (e *Engine) syncDurable(ctx context.Context) error {
 	// every read of every file for 33 s.
 	e.readers.Lock()
 	e.readers.Unlock() // an empty critical section: a barrier
+	// While metadata snapshots exist, they may still name these objects (deferred.go).
+	garbage = e.deferGarbage(garbage)
 	for _, id := range garbage {
 		if err := e.store.Delete(ctx, id); err != nil {
 			// Left for fsck to collect: the metadata no longer references it.

@@ -1710,9 +1710,15 @@ func validETag(s string) bool {
 
 // checkObjects reports objects that no chunk record names.
 func (r *fsckRun) checkObjects(ctx context.Context) error {
+	// Objects freed while metadata snapshots may still name them wait for deletion
+	// (deferred.go): they are not orphans.
+	deferred, err := r.e.deferredObjects()
+	if err != nil {
+		return fmt.Errorf("fsck: listing deferred objects: %w", err)
+	}
 	ids := make([]objstore.ID, 0)
 	for id, obj := range r.objects {
-		if obj.refs == 0 {
+		if obj.refs == 0 && !deferred[id] {
 			ids = append(ids, id)
 		}
 	}
@@ -1722,7 +1728,7 @@ func (r *fsckRun) checkObjects(ctx context.Context) error {
 		r.add(FsckFinding{Kind: FsckOrphanObject, Object: id.String(),
 			Detail: fmt.Sprintf("%d bytes, named by no chunk record", size), phase: phaseObjects,
 			fix: func(ctx context.Context) (string, error) {
-				return "deleted", classify(r.e.store.Delete(ctx, id))
+				return r.e.dropObject(ctx, id)
 			}})
 	}
 	return ctx.Err()
@@ -1770,7 +1776,7 @@ func (r *fsckRun) repair(ctx context.Context) error {
 		if referenced[fr.id] || r.objects[fr.id] == nil {
 			continue // another chunk record names it too (reported as shared), or it was missing
 		}
-		if err := r.e.store.Delete(ctx, fr.id); err != nil && fr.f != nil {
+		if _, err := r.e.dropObject(ctx, fr.id); err != nil && fr.f != nil {
 			// The metadata repair stands; the object is an orphan the next fsck collects.
 			fr.f.Repaired += fmt.Sprintf(" (object %s not deleted: %v)", fr.id, classify(err))
 		}
