@@ -52,6 +52,9 @@ type Config struct {
 	Logger *slog.Logger
 	// ChunkSize is the plaintext chunk size for new files (DefaultChunkSize if 0).
 	ChunkSize uint32
+	// InlineMax is the largest chunk kept in its record instead of an object
+	// (DefaultInlineMax if 0; none if negative).
+	InlineMax int
 	// WriteBuffer bounds the plaintext held in write-back buffers across all files;
 	// beyond it, writers flush their own dirty chunks first.
 	WriteBuffer int64
@@ -73,6 +76,7 @@ type Engine struct {
 	sealer    *keys.Sealer
 	log       *slog.Logger
 	chunkSize uint32
+	inlineMax int // chunks up to this size are kept in their record (Config.InlineMax)
 	bufLimit  int64
 	// keepOrphans: see Config.KeepOrphans.
 	keepOrphans bool
@@ -125,6 +129,7 @@ func New(cfg Config) (*Engine, error) {
 		sealer:      cfg.Sealer,
 		log:         cfg.Logger,
 		chunkSize:   cfg.ChunkSize,
+		inlineMax:   cfg.InlineMax,
 		bufLimit:    cfg.WriteBuffer,
 		keepOrphans: cfg.KeepOrphans,
 		files:       make(map[Ino]*openFile),
@@ -142,6 +147,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.chunkSize == 0 {
 		e.chunkSize = DefaultChunkSize
+	}
+	if e.inlineMax == 0 {
+		e.inlineMax = DefaultInlineMax
 	}
 	if e.bufLimit <= 0 {
 		e.bufLimit = 256 << 20

@@ -321,14 +321,20 @@ func (e *Engine) readStored(ctx context.Context, f fileRef, c *meta.Chunk, p []b
 	if start >= stop {
 		return fmt.Errorf("chunk %d of inode %d: range beyond its %d stored bytes: %w", c.Index, f.ino, c.StoredLen, ErrCorrupt)
 	}
-	cipher, done := getCipherBuf(stop - start)
-	defer done()
-	n, err := e.store.ReadAt(ctx, c.Object, cipher, start)
-	if err != nil && !(errors.Is(err, io.EOF) && n == len(cipher)) {
-		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("object %x is shorter than recorded: %w", c.Object, ErrCorrupt)
+	var cipher []byte
+	if c.Inline != nil {
+		cipher = c.Inline[start:stop]
+	} else {
+		var done func()
+		cipher, done = getCipherBuf(stop - start)
+		defer done()
+		n, err := e.store.ReadAt(ctx, c.Object, cipher, start)
+		if err != nil && !(errors.Is(err, io.EOF) && n == len(cipher)) {
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("object %x is shorter than recorded: %w", c.Object, ErrCorrupt)
+			}
+			return e.reportCorrupt(f.ino, c.Index, classify(err))
 		}
-		return e.reportCorrupt(f.ino, c.Index, classify(err))
 	}
 	key := chunkKey(&f.oek, f.fileID, c.Index, c.Version)
 	defer clear(key[:])
@@ -626,10 +632,13 @@ func putBuffer(buf []byte) {
 	}
 }
 
+// idsOf returns the objects that hold chunks (inline chunks have none).
 func idsOf(cs []meta.Chunk) []objstore.ID {
-	ids := make([]objstore.ID, len(cs))
-	for i, c := range cs {
-		ids[i] = c.Object
+	ids := make([]objstore.ID, 0, len(cs))
+	for _, c := range cs {
+		if c.Inline == nil {
+			ids = append(ids, c.Object)
+		}
 	}
 	return ids
 }

@@ -895,7 +895,9 @@ func (r *fsckRun) dropInode(ino meta.Ino) error {
 // free notes the objects of chunk records the running repair dropped.
 func (r *fsckRun) free(cs []meta.Chunk) {
 	for _, c := range cs {
-		r.freed = append(r.freed, fsckFreed{objstore.ID(c.Object), r.cur})
+		if c.Inline == nil {
+			r.freed = append(r.freed, fsckFreed{objstore.ID(c.Object), r.cur})
+		}
 	}
 }
 
@@ -1257,6 +1259,9 @@ func (r *fsckRun) trimPastEOF(ino meta.Ino) (string, error) {
 // it tells whether the object is there as recorded (and so worth verifying).
 func (r *fsckRun) checkChunk(ino meta.Ino, path string, c meta.Chunk) bool {
 	r.chunks.Add(1)
+	if c.Inline != nil {
+		return true // the record holds the ciphertext (its length is checked as it is read)
+	}
 	id := objstore.ID(c.Object)
 	f := FsckFinding{Ino: uint64(ino), Path: path, Object: id.String()}
 	obj := r.objects[id]
@@ -1282,13 +1287,21 @@ func (r *fsckRun) checkChunk(ino meta.Ino, path string, c meta.Chunk) bool {
 // (openChunkRange, as reads use it). A read authenticates only the packages a range
 // touches; fsck asks for the whole stream, so every package of the object is checked.
 func (r *fsckRun) verify(ctx context.Context, j verifyJob) {
-	f := FsckFinding{Ino: uint64(j.ino), Path: j.path, Object: objstore.ID(j.c.Object).String()}
+	f := FsckFinding{Ino: uint64(j.ino), Path: j.path}
+	if j.c.Inline == nil {
+		f.Object = objstore.ID(j.c.Object).String()
+	}
 	if j.c.StoredLen == 0 {
 		r.verified.Add(1)
 		return
 	}
-	cipher := make([]byte, j.c.StoredLen)
-	n, err := r.e.store.ReadAt(ctx, j.c.Object, cipher, 0)
+	cipher := j.c.Inline
+	var n int
+	var err error
+	if cipher == nil {
+		cipher = make([]byte, j.c.StoredLen)
+		n, err = r.e.store.ReadAt(ctx, j.c.Object, cipher, 0)
+	}
 	if err != nil && !(errors.Is(err, io.EOF) && n == len(cipher)) {
 		if ctx.Err() != nil {
 			return

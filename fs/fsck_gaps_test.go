@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -104,7 +105,7 @@ var fsckNewCases = []fsckCase{
 			}
 			want := c
 			want.PlainLen = fsckChunk - 10
-			if got := s.chunk(s.f2, 1); got != want {
+			if got := s.chunk(s.f2, 1); !reflect.DeepEqual(got, want) {
 				t.Errorf("chunk 1 after repair: %+v, want %+v", got, want)
 			}
 			if !s.objectIDs()[c.Object] {

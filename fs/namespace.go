@@ -992,7 +992,7 @@ type EncryptionInfo struct {
 	// For `ssefs stat`:
 	SealedAt    time.Time // when the object key was last sealed (created or rotated); zero if unknown
 	Chunks      uint64    // stored chunk objects
-	StoredBytes uint64    // ciphertext bytes in the object store
+	StoredBytes uint64    // ciphertext bytes in the object store (in the metadata for a tiny file)
 }
 
 // Encryption returns how a regular file is encrypted.

@@ -24,14 +24,14 @@ type sealing struct {
 
 // sealChunkAsync starts storing chunk idx of a file whose identity is given by value:
 // the sealer must not touch the openFile, whose fields its lock guards.
-func (e *Engine) sealChunkAsync(ctx context.Context, oek [32]byte, fileID [16]byte, ino meta.Ino, idx uint64, buf []byte) *sealing {
+func (e *Engine) sealChunkAsync(ctx context.Context, oek [32]byte, fileID [16]byte, ino meta.Ino, idx uint64, buf []byte, inline bool) *sealing {
 	s := &sealing{buf: buf, done: make(chan struct{})}
 	ctx = context.WithoutCancel(ctx) // a writer that gave up does not cancel what it handed over
 	go func() {
 		defer close(s.done)
 		e.sealers <- struct{}{}
 		defer func() { <-e.sealers }()
-		s.rec, s.err = e.sealChunk(ctx, &oek, fileID, ino, idx, buf)
+		s.rec, s.err = e.sealChunk(ctx, &oek, fileID, ino, idx, buf, inline)
 	}()
 	return s
 }
@@ -39,9 +39,9 @@ func (e *Engine) sealChunkAsync(ctx context.Context, oek [32]byte, fileID [16]by
 // sealChunkNow stores a chunk on the caller's goroutine: for a small one, as the last
 // chunk of a small file at close, the hand-over to a sealer and back costs more than
 // the sealing.
-func (e *Engine) sealChunkNow(ctx context.Context, oek [32]byte, fileID [16]byte, ino meta.Ino, idx uint64, buf []byte) *sealing {
+func (e *Engine) sealChunkNow(ctx context.Context, oek [32]byte, fileID [16]byte, ino meta.Ino, idx uint64, buf []byte, inline bool) *sealing {
 	s := &sealing{buf: buf, done: closedChan}
-	s.rec, s.err = e.sealChunk(ctx, &oek, fileID, ino, idx, buf)
+	s.rec, s.err = e.sealChunk(ctx, &oek, fileID, ino, idx, buf, inline)
 	return s
 }
 
@@ -50,21 +50,55 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // syncSealMax is the largest chunk sealed on the flushing goroutine.
 const syncSealMax = 64 << 10
 
-// sealChunk encrypts chunk idx under its own version's key and stores it as a new object.
-func (e *Engine) sealChunk(ctx context.Context, oek *[32]byte, fileID [16]byte, ino meta.Ino, idx uint64, buf []byte) (meta.Chunk, error) {
+// DefaultInlineMax is the largest tiny file whose content is kept in its chunk record
+// (meta.Chunk.Inline) rather than in an object of its own: creating, syncing and
+// deleting an object file cost a tiny file more than all its metadata, and the sealed
+// bytes (4 KiB + 32) stay small beside Badger's other values.
+const DefaultInlineMax = 4 << 10
+
+// spaceGuard is a store that keeps room on its disk for the metadata (objstore.Local):
+// inline content goes into the metadata, on that disk, so it asks first too.
+type spaceGuard interface {
+	CheckFree(n uint64) error
+}
+
+// inlines tells whether chunk idx of a file with chunks of cs bytes, holding n bytes, is
+// kept inline: the first chunk of a tiny file, which is the whole file.
+func (e *Engine) inlines(idx uint64, n int, cs uint64) bool {
+	return idx == 0 && n <= e.inlineMax && uint64(n) < cs
+}
+
+// sealChunk encrypts chunk idx under its own version's key and stores it: as a new
+// object, or in the record when inline.
+func (e *Engine) sealChunk(ctx context.Context, oek *[32]byte, fileID [16]byte, ino meta.Ino, idx uint64, buf []byte, inline bool) (meta.Chunk, error) {
 	version, err := e.db.NextVersion()
 	if err != nil {
 		return meta.Chunk{}, fmt.Errorf("chunk version: %w", err)
 	}
 	key := chunkKey(oek, fileID, idx, version)
+	defer clear(key[:])
+	// The ID names this version of the chunk even when no object holds it: the read
+	// cache is keyed by it.
+	id := objstore.NewID()
+	if inline {
+		sealed, err := sealChunkInto(nil, &key, buf)
+		if err != nil {
+			return meta.Chunk{}, err
+		}
+		if g, ok := e.store.(spaceGuard); ok {
+			if err := g.CheckFree(uint64(len(sealed))); err != nil {
+				return meta.Chunk{}, classify(fmt.Errorf("storing chunk %d of inode %d inline: %w", idx, ino, err))
+			}
+		}
+		return meta.Chunk{Index: idx, Object: id, Version: version,
+			PlainLen: uint32(len(buf)), StoredLen: uint32(len(sealed)), Inline: sealed}, nil
+	}
 	bp := sealedBufs.Get().(*[]byte)
 	defer sealedBufs.Put(bp)
 	sealed, err := sealChunkInto(*bp, &key, buf)
-	clear(key[:])
 	if err != nil {
 		return meta.Chunk{}, err
 	}
-	id := objstore.NewID()
 	if err := e.putObject(ctx, id, sealed); err != nil {
 		return meta.Chunk{}, classify(fmt.Errorf("storing chunk %d of inode %d: %w", idx, ino, err))
 	}
@@ -94,11 +128,12 @@ func (of *openFile) startSealing(ctx context.Context, idxs []uint64) error {
 			continue
 		}
 		delete(of.dirty, idx)
+		inline := of.e.inlines(idx, len(buf), of.cs())
 		if len(idxs) == 1 && len(buf) <= syncSealMax {
-			of.inflight[idx] = of.e.sealChunkNow(ctx, of.oek, of.inode.FileID, of.inode.Ino, idx, buf)
+			of.inflight[idx] = of.e.sealChunkNow(ctx, of.oek, of.inode.FileID, of.inode.Ino, idx, buf, inline)
 			continue
 		}
-		of.inflight[idx] = of.e.sealChunkAsync(ctx, of.oek, of.inode.FileID, of.inode.Ino, idx, buf)
+		of.inflight[idx] = of.e.sealChunkAsync(ctx, of.oek, of.inode.FileID, of.inode.Ino, idx, buf, inline)
 	}
 	return nil
 }

@@ -163,13 +163,16 @@ func TestS3StoreEndToEnd(t *testing.T) {
 		randName("big-file-"), randName("renamed-file-"), randName("removed-file-")
 	names := []string{dirName, smallName, bigName, renamed, gone}
 
-	small := bytes.Repeat([]byte(marker+"\n"), 50)
+	// Over 4 KiB, so it has a chunk object (tiny files keep theirs in the metadata).
+	small := bytes.Repeat([]byte(marker+"\n"), 200)
+	tinyName, tiny := randName("tiny-file-"), []byte(marker+"\n")
 	big := randBytes(r, 5*ChunkSize+12345)
 	for _, off := range []int{0, ChunkSize - 10, 3*ChunkSize + 777, len(big) - len(marker)} {
 		copy(big[off:], marker) // markers inside, and across, chunks
 	}
 	must(t, os.Mkdir(mnt.P(dirName), 0o755), "mkdir")
 	writeFile(t, mnt.P(dirName, smallName), small, 0o644)
+	writeFile(t, mnt.P(dirName, tinyName), tiny, 0o644)
 	writeFile(t, mnt.P(bigName), big, 0o644)
 	writeFile(t, mnt.P(gone), small, 0o644)
 	must(t, os.Rename(mnt.P(bigName), mnt.P(dirName, renamed)), "rename")
@@ -193,6 +196,7 @@ func TestS3StoreEndToEnd(t *testing.T) {
 			dropPageCache(t, p)
 		}
 		assertContent(t, mnt.P(dirName, smallName), small)
+		assertContent(t, mnt.P(dirName, tinyName), tiny)
 		assertContent(t, mnt.P(dirName, renamed), big)
 		f, err := os.Open(mnt.P(dirName, renamed))
 		must(t, err, what+": open")
@@ -214,7 +218,7 @@ func TestS3StoreEndToEnd(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, "objects")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the data directory has a local objects directory: %v", err)
 	}
-	objs := scanBackend(t, m, "backend", append(names, marker)...)
+	objs := scanBackend(t, m, "backend", append(names, tinyName, marker)...)
 	chunks := 0
 	for _, o := range objs {
 		if !strings.HasPrefix(o.Key, "tenant-a/") {
@@ -224,7 +228,8 @@ func TestS3StoreEndToEnd(t *testing.T) {
 			chunks++
 		}
 	}
-	// 1 chunk of the small file, 4 of the big one; replaced and removed ones are gone.
+	// 1 chunk of the small file, 4 of the big one, none of the tiny one (inline);
+	// replaced and removed ones are gone.
 	if chunks != 5 {
 		t.Errorf("MinIO holds %d chunk objects, want 5", chunks)
 	}

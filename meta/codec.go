@@ -304,15 +304,16 @@ func decodeEntry(name string, b []byte) (Entry, error) {
 	return e, nil
 }
 
-// encodeChunk leaves out the index: the key carries it.
+// encodeChunk leaves out the index: the key carries it. Inline ciphertext, if any, is
+// the rest of the value (records written before it existed simply end earlier).
 func encodeChunk(c *Chunk) []byte {
-	b := make([]byte, 1, 1+16+10+5+5)
+	b := make([]byte, 1, 1+16+10+5+5+len(c.Inline))
 	b[0] = codecV1
 	b = append(b, c.Object[:]...)
 	b = binary.AppendUvarint(b, c.Version)
 	b = binary.AppendUvarint(b, uint64(c.PlainLen))
 	b = binary.AppendUvarint(b, uint64(c.StoredLen))
-	return b
+	return append(b, c.Inline...)
 }
 
 func decodeChunk(index uint64, b []byte) (Chunk, error) {
@@ -322,6 +323,12 @@ func decodeChunk(index uint64, b []byte) (Chunk, error) {
 	c.Version = r.uvarint()
 	c.PlainLen = r.u32()
 	c.StoredLen = r.u32()
+	if r.err == nil && len(r.b) > 0 {
+		c.Inline = r.rest()
+		if len(c.Inline) != int(c.StoredLen) {
+			r.fail(fmt.Sprintf("%d inline bytes, %d recorded", len(c.Inline), c.StoredLen))
+		}
+	}
 	if err := r.done(); err != nil {
 		return Chunk{}, err
 	}

@@ -39,6 +39,7 @@ func sampleChunks() []Chunk {
 		{},
 		{Index: 3, Object: [16]byte{9: 9}, Version: 1, PlainLen: 1 << 20, StoredLen: 1<<20 + 32},
 		{Index: math.MaxUint64, Object: [16]byte{0xff, 15: 0xff}, Version: math.MaxUint64, PlainLen: math.MaxUint32, StoredLen: math.MaxUint32},
+		{Index: 5, Object: [16]byte{1: 1}, Version: 7, PlainLen: 5, StoredLen: 37, Inline: bytes.Repeat([]byte{0xa5}, 37)},
 	}
 }
 
@@ -92,16 +93,33 @@ func TestInodeFieldsAreIndependent(t *testing.T) {
 func TestChunkRoundTrip(t *testing.T) {
 	for _, c := range sampleChunks() {
 		got, err := decodeChunk(c.Index, encodeChunk(&c))
-		if err != nil || got != c {
+		if err != nil || !reflect.DeepEqual(got, c) {
 			t.Fatalf("round trip %+v: %+v, %v", c, got, err)
 		}
 	}
 	f := func(c Chunk) bool {
+		if len(c.Inline) == 0 {
+			c.Inline = nil // no inline bytes and none recorded read back alike
+		} else {
+			c.StoredLen = uint32(len(c.Inline))
+		}
 		got, err := decodeChunk(c.Index, encodeChunk(&c))
-		return err == nil && got == c
+		return err == nil && reflect.DeepEqual(got, c)
 	}
 	if err := quick.Check(f, quickCfg); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Inline bytes that do not match the recorded stored length are a corrupt record.
+func TestChunkInlineLengthChecked(t *testing.T) {
+	c := Chunk{Object: [16]byte{1}, Version: 1, PlainLen: 1, StoredLen: 33, Inline: make([]byte, 33)}
+	b := encodeChunk(&c)
+	if _, err := decodeChunk(0, b[:len(b)-1]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("one inline byte short: %v", err)
+	}
+	if _, err := decodeChunk(0, append(b, 0)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("one inline byte too many: %v", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -134,7 +135,7 @@ func TestPersistence(t *testing.T) {
 		}
 		for _, c := range chunks {
 			got, err := tx.Chunk(42, c.Index)
-			if err != nil || got != c {
+			if err != nil || !reflect.DeepEqual(got, c) {
 				t.Errorf("chunk %d: %+v, %v", c.Index, got, err)
 			}
 		}
@@ -416,7 +417,7 @@ func TestDeleteInode(t *testing.T) {
 		t.Fatalf("DeleteInode returned %d chunks, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if got[i] != want[i] {
+		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Fatalf("chunk %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}

@@ -50,6 +50,10 @@ type Chunk struct {
 	Version   uint64   // bound into the chunk key; new on every rewrite
 	PlainLen  uint32   // plaintext bytes that count (a truncate may shorten it without a rewrite)
 	StoredLen uint32   // ciphertext bytes of the object
+	// Inline, when set, is the chunk's ciphertext itself, kept in this record instead of
+	// in an object: a tiny file then costs no object to create, sync and delete. Object
+	// is then an ID no stored object has; it still names this version of the chunk.
+	Inline []byte
 }
 
 // BucketConfig is a bucket's settings.

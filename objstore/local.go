@@ -48,6 +48,17 @@ type Local struct {
 // must run out of space first, while the metadata still has room to record deletions.
 func (l *Local) KeepFree(n uint64) { l.keepFree.Store(n) }
 
+// CheckFree fails with ENOSPC if writing n more bytes would eat into the room KeepFree
+// keeps. Content kept in the metadata (tiny files) asks it too: it lands on this disk.
+func (l *Local) CheckFree(n uint64) error {
+	if keep := l.keepFree.Load(); keep > 0 {
+		if u, err := l.statfs(); err == nil && u.AvailBytes < n+keep {
+			return fmt.Errorf("%d bytes free, %d kept free for the metadata: %w", u.AvailBytes, keep, syscall.ENOSPC)
+		}
+	}
+	return nil
+}
+
 var _ Store = (*Local)(nil)
 
 // NewLocal opens (creating it if missing) a local object store in dir.
@@ -115,11 +126,8 @@ func (l *Local) Put(ctx context.Context, id ID, data []byte) error {
 	if err := l.check(ctx); err != nil {
 		return fmt.Errorf("objstore: put %s: %w", id, err)
 	}
-	if keep := l.keepFree.Load(); keep > 0 {
-		if u, err := l.statfs(); err == nil && u.AvailBytes < uint64(len(data))+keep {
-			return fmt.Errorf("objstore: put %s: %d bytes free, %d kept free for the metadata: %w",
-				id, u.AvailBytes, keep, syscall.ENOSPC)
-		}
+	if err := l.CheckFree(uint64(len(data))); err != nil {
+		return fmt.Errorf("objstore: put %s: %w", id, err)
 	}
 	if err := l.put(id, data); err != nil {
 		return fmt.Errorf("objstore: put %s: %w", id, err)

@@ -132,7 +132,11 @@ func fillDataDir(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 		for i := range n {
-			if _, err := d.engine.PutObject(ctx, bucket, fmt.Sprintf("f%d", i), strings.NewReader(strings.Repeat("x", 100*i)), fs.PutOptions{}); err != nil {
+			size := 0 // f0 is empty: no chunk; the others are over the inline limit: one object each
+			if i > 0 {
+				size = fs.DefaultInlineMax + 100*i
+			}
+			if _, err := d.engine.PutObject(ctx, bucket, fmt.Sprintf("f%d", i), strings.NewReader(strings.Repeat("x", size)), fs.PutOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -234,7 +238,7 @@ func TestS3DataDir(t *testing.T) {
 	}
 	got, err := io.ReadAll(or)
 	or.Close()
-	if err != nil || string(got) != strings.Repeat("x", 400) {
+	if err != nil || string(got) != strings.Repeat("x", fs.DefaultInlineMax+400) {
 		t.Fatalf("read back %d bytes: %v", len(got), err)
 	}
 	d.close()
