@@ -387,6 +387,27 @@ func (e *Engine) reportCorrupt(ino meta.Ino, idx uint64, err error) error {
 	return err
 }
 
+// ClearSetID drops the file's set-ID bits (setIDBits), as a write by an unprivileged
+// caller must, and reports whether it had any. A frontend calls it before such a write
+// when the kernel leaves the job to the filesystem (FUSE_HANDLE_KILLPRIV_V2); the change
+// is published, as the kernel's cached mode still shows the bits.
+func (h *Handle) ClearSetID(ctx context.Context) bool {
+	of := h.of
+	of.mu.Lock()
+	kill := setIDBits(of.inode.Mode)
+	if kill != 0 {
+		of.inode.Mode &^= kill
+		of.inode.Ctime = now()
+		of.changed = true
+	}
+	of.mu.Unlock()
+	if kill != 0 {
+		// Not as the frontend that asked: its kernel must drop the mode it cached.
+		of.e.publish(context.Background(), Change{Ino: uint64(of.inode.Ino)})
+	}
+	return kill != 0
+}
+
 // ReadAt reads with io.ReaderAt semantics: io.EOF when the file ends before p is full.
 // What is buffered is copied under the file's lock; stored chunks are read and
 // decrypted after it is dropped, so the kernel's parallel readahead requests, and

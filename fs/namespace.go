@@ -787,6 +787,25 @@ type SetAttrIn struct {
 	Uid, Gid     *uint32
 	Size         *uint64
 	Atime, Mtime *int64 // unix nanoseconds
+	// KillSetID drops the set-ID bits of a regular file (setIDBits), after Mode: a
+	// truncate or chown by an unprivileged caller, which the kernel leaves to the
+	// filesystem when it hands it the job (FUSE_HANDLE_KILLPRIV_V2).
+	KillSetID bool
+}
+
+// setIDBits returns the set-ID bits that a write, truncate or chown by an unprivileged
+// caller drops from a regular file's mode, as the kernel's should_remove_suid does:
+// set-user-ID, and set-group-ID where group execute is set (without it, the bit marks
+// mandatory locking and stays).
+func setIDBits(mode uint32) uint32 {
+	if mode&syscall.S_IFMT != syscall.S_IFREG {
+		return 0
+	}
+	kill := mode & syscall.S_ISUID
+	if mode&syscall.S_ISGID != 0 && mode&syscall.S_IXGRP != 0 {
+		kill |= syscall.S_ISGID
+	}
+	return kill
 }
 
 // SetAttr changes attributes; a size change truncates or extends the file's content.
@@ -837,6 +856,9 @@ func applyAttr(in *meta.Inode, a SetAttrIn) {
 	t := now()
 	if a.Mode != nil {
 		in.Mode = in.Mode&syscall.S_IFMT | *a.Mode&^syscall.S_IFMT
+	}
+	if a.KillSetID {
+		in.Mode &^= setIDBits(in.Mode)
 	}
 	if a.Uid != nil {
 		in.Uid = *a.Uid
