@@ -12,7 +12,7 @@ import (
 
 	"github.com/minio/sio"
 
-	"github.com/ssefs/ssefs/internal/dare"
+	"github.com/ssefs/ssefs/dare"
 )
 
 // DARE packs plaintext in packages of 64 KiB, each with a 16-byte header and a 16-byte tag.
