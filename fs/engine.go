@@ -101,9 +101,12 @@ type Engine struct {
 
 	// dirtyBytes sums the capacity of all write-back buffers, for the global bound.
 	dirtyBytes atomic.Int64
-	// sealers bounds the chunks being encrypted and stored at once (pipeline.go): enough
-	// to keep every core encrypting while others wait for the store.
+	// sealers bounds the chunks being encrypted at once (pipeline.go): enough to keep
+	// every core busy. storers bounds the sealed chunks being stored, apart: a slow
+	// store (S3) must not hold the cores, and a sealer hands its core on only once it
+	// has a storer slot, so at most sealers+storers sealed buffers exist.
 	sealers chan struct{}
+	storers chan struct{}
 	cache   *pkgCache // nil: no cache
 	// readers is held (shared) by reads of stored chunks done without their file's lock,
 	// and exclusively to delete replaced objects (syncDurable).
@@ -143,6 +146,7 @@ func New(cfg Config) (*Engine, error) {
 		bucketNames: make(map[Ino]string),
 		unsynced:    make(map[objstore.ID]bool),
 		sealers:     make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0))),
+		storers:     make(chan struct{}, storeParallel),
 		stop:        make(chan struct{}),
 		done:        make(chan struct{}),
 	}

@@ -28,6 +28,9 @@ type flakyStore struct {
 	// deleting, when set, receives each Delete, which then waits for deleteGate.
 	deleting   chan objstore.ID
 	deleteGate chan struct{}
+	// putting, when set, receives each Put, which then waits for putGate.
+	putting chan struct{}
+	putGate chan struct{}
 }
 
 func (s *flakyStore) Delete(ctx context.Context, id objstore.ID) error {
@@ -53,6 +56,10 @@ func (s *flakyStore) Sync(ctx context.Context, ids []objstore.ID) error {
 
 func (s *flakyStore) Put(ctx context.Context, id objstore.ID, data []byte) error {
 	s.puts.Add(1)
+	if s.putting != nil {
+		s.putting <- struct{}{}
+		<-s.putGate
+	}
 	time.Sleep(s.putDelay)
 	if s.failing.Load() {
 		return syscall.ENOSPC
@@ -373,5 +380,42 @@ func releaseRestartAndCompare(t *testing.T, env *testEnv, h *Handle, ino Ino, wa
 	env.reopen()
 	if !bytes.Equal(readAll(t, env.e, ino), want) {
 		t.Fatal("content after restart: wrong bytes")
+	}
+}
+
+// TestSlowStoreDoesNotHoldSealers: a chunk waits for the store in a bound of its own, not
+// in its sealer's slot, so a slow store (S3) gets more writes at once than there are
+// sealers, and the sealers' cores go on encrypting meanwhile.
+func TestSlowStoreDoesNotHoldSealers(t *testing.T) {
+	const cs = 2 * darePayload
+	env := newTestEnv(t, cs, 64<<20)
+	st := withFlakyStore(t, env)
+	st.putting, st.putGate = make(chan struct{}, 64), make(chan struct{})
+	ctx := context.Background()
+	a, h, err := env.e.Create(ctx, env.bucket, "f", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealers := cap(env.e.sealers)
+	data := randBytes((sealers + 4) * cs)
+	if _, err := h.WriteAt(ctx, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- h.Release(ctx) }()
+	for i := 0; i < sealers+1; i++ {
+		select {
+		case <-st.putting:
+		case <-time.After(20 * time.Second):
+			close(st.putGate)
+			t.Fatalf("%d chunk writes at once, with %d sealers: the store holds them", i, sealers)
+		}
+	}
+	close(st.putGate)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, env.e, a.Ino); !bytes.Equal(got, data) {
+		t.Fatal("read back other bytes")
 	}
 }
