@@ -903,6 +903,11 @@ const (
 
 // GetXattr returns an extended attribute's value.
 func (e *Engine) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, error) {
+	if err := xattrWritable(name); errors.Is(err, ErrNotSupported) {
+		// Nothing is ever stored under such a name: no lookup. ls -l asks for
+		// system.posix_acl_access of every file it lists.
+		return nil, fmt.Errorf("getxattr %q of %d: %w", name, ino, ErrNotExist)
+	}
 	var v []byte
 	err := e.view(func(tx *meta.Tx) (err error) {
 		v, err = tx.Xattr(meta.Ino(ino), name)
