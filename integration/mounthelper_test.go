@@ -197,6 +197,18 @@ func (b *background) log() string {
 	return string(data)
 }
 
+// assertNothingLeft fails t if mountpoint is mounted or a process still names dataDir: a
+// refused or interrupted mount must leave neither behind.
+func assertNothingLeft(t *testing.T, after, mountpoint, dataDir string) {
+	t.Helper()
+	if isMounted(mountpoint) {
+		t.Errorf("%s is mounted after %s", mountpoint, after)
+	}
+	if procs := processesWith(dataDir); len(procs) != 0 {
+		t.Errorf("processes left after %s:\n%s", after, strings.Join(procs, "\n"))
+	}
+}
+
 // processesWith lists the processes whose command line contains s (a test's unique
 // data directory).
 func processesWith(s string) []string {
@@ -325,12 +337,7 @@ func TestMountHelperFstab(t *testing.T) {
 	if res.code == 0 || !strings.Contains(res.stderr, "-o cache_size: unknown option") {
 		t.Errorf("mount -o cache_size=3: exit %d, want a failure naming the option:\n%s", res.code, res.stderr)
 	}
-	if isMounted(cfg.Mountpoint) {
-		t.Errorf("%s is mounted after a refused mount", cfg.Mountpoint)
-	}
-	if procs := processesWith(cfg.DataDir); len(procs) != 0 {
-		t.Errorf("processes left after refused mounts:\n%s", strings.Join(procs, "\n"))
-	}
+	assertNothingLeft(t, "the refused mounts", cfg.Mountpoint, cfg.DataDir)
 }
 
 // 'ssefs mount --daemon': exit 0 once mounted, 1 with the reason when not, and nothing
@@ -421,12 +428,7 @@ func TestDaemonExitCodes(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stderr, "cannot unseal") {
 		t.Errorf("wrong master key: exit %d, want 1 and 'cannot unseal':\n%s", res.code, res.stderr)
 	}
-	if isMounted(cfg.Mountpoint) {
-		t.Errorf("%s got mounted with the wrong key", cfg.Mountpoint)
-	}
-	if procs := processesWith(cfg.DataDir); len(procs) != 0 {
-		t.Errorf("processes left after a refused mount:\n%s", strings.Join(procs, "\n"))
-	}
+	assertNothingLeft(t, "the mount with the wrong key", cfg.Mountpoint, cfg.DataDir)
 }
 
 // Ctrl-C while the background ssefs starts stops it too, and the exit code says no mount.
@@ -497,12 +499,7 @@ func TestDaemonInterrupted(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(out.String(), "interrupt before the mount was ready; the background ssefs has stopped") {
 		t.Errorf("exit %d, want 1 and the interruption named:\n%s", code, out.String())
 	}
-	if procs := processesWith(cfg.DataDir); len(procs) != 0 {
-		t.Errorf("processes left after the interruption:\n%s", strings.Join(procs, "\n"))
-	}
-	if isMounted(cfg.Mountpoint) {
-		t.Errorf("%s got mounted", cfg.Mountpoint)
-	}
+	assertNothingLeft(t, "the interruption", cfg.Mountpoint, cfg.DataDir)
 }
 
 // 'ssefs umount' on a mount in use, on what is not an ssefs mount, and --lazy.

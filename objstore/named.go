@@ -145,15 +145,7 @@ func (s *S3) DeleteNamed(ctx context.Context, name string) error {
 	if err := s.check(ctx); err != nil {
 		return fmt.Errorf("objstore: delete %s: %w", name, err)
 	}
-	key := s.namedKey(name)
-	err := s.do(ctx, func(ctx context.Context) error {
-		err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
-		if err != nil && isNotFound(err) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
+	if err := s.removeKey(ctx, s.namedKey(name)); err != nil {
 		return fmt.Errorf("objstore: delete %s: %w", name, s.describe(err))
 	}
 	return nil

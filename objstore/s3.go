@@ -779,18 +779,22 @@ func (s *S3) Delete(ctx context.Context, id ID) error {
 	if s.cache != nil {
 		s.cache.remove(id)
 	}
-	key := s.Key(id)
-	err := s.do(ctx, func(ctx context.Context) error {
+	if err := s.removeKey(ctx, s.Key(id)); err != nil {
+		return fmt.Errorf("objstore: delete %s: %w", id, s.describe(err))
+	}
+	return nil
+}
+
+// removeKey deletes key, with retries. A key that is not there counts as deleted: S3
+// answers success for it anyway, and a server that answers NoSuchKey means the same.
+func (s *S3) removeKey(ctx context.Context, key string) error {
+	return s.do(ctx, func(ctx context.Context) error {
 		err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})
 		if err != nil && isNotFound(err) {
 			return nil
 		}
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("objstore: delete %s: %w", id, s.describe(err))
-	}
-	return nil
 }
 
 // Sync does nothing: S3 acknowledges a PUT only once the object is stored durably (AWS

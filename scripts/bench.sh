@@ -56,12 +56,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 me="scripts/bench.sh"
 export DEBIAN_FRONTEND=noninteractive
 export LC_ALL=C
-
-usage() { sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() {
-	echo "$me: $*" >&2
-	exit 1
-}
+# shellcheck source=SCRIPTDIR/lib/bench.sh
+source "$repo/scripts/lib/bench.sh"
 
 # --- flags -----------------------------------------------------------------------------------
 quick=0
@@ -72,12 +68,6 @@ big_gib=""
 workroot=${SSEFS_BENCH_WORKDIR:-/var/tmp/ssefs-bench}
 results_root=${SSEFS_BENCH_RESULTS:-$repo/bench-results}
 keep=0
-need_arg() {
-	if [ "$#" -lt 2 ] || [ -z "$2" ]; then
-		echo "$me: $1 needs a value (see --help)" >&2
-		exit 2
-	fi
-}
 while [ "$#" -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -135,72 +125,11 @@ mem_writers=64  # files written at once in the memory test
 rss_limit_mib=512
 
 # --- output and work directories ----------------------------------------------------------------
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out="$results_root/$stamp"
-mkdir -p "$out/raw" "$out/logs"
-out=$(cd "$out" && pwd)
-# Everything this run prints also goes to bench.log; tee ignores Ctrl-C so that the cleanup
-# still has somewhere to write.
-exec > >(tee -i -a "$out/bench.log") 2>&1
-mkdir -p "$workroot"
-workroot=$(cd "$workroot" && pwd)
-run="$workroot/run.$$"
-rm -rf "$run"
-mkdir -p "$run/bin" "$run/mnt"
-: >"$run/pids"
-csv="$out/raw.csv"
-echo "round,peer,metric,value" >"$csv"
+bench_setup "" run peer
 failures="$out/failures.txt"
 : >"$failures"
-started=$(date +%s)
 
-say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-
-# --- cleanup: every process and mount this run started ------------------------------------------
-# Processes started in the background are listed in $run/pids as "PID NAME"; a PID is signalled
-# only while /proc/PID/comm still names what was started, so a reused PID is never hit.
-ours() { [ -r "/proc/$1/comm" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]; }
-cleanup() {
-	local rc=$?
-	set +e
-	trap '' INT TERM PIPE
-	local m pid name i
-	for m in "$run"/mnt/*; do
-		[ -d "$m" ] || continue
-		if mountpoint -q "$m"; then
-			umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
-		fi
-	done
-	if [ -s "$run/pids" ]; then
-		while read -r pid name; do
-			ours "$pid" "$name" && kill -TERM "$pid" 2>/dev/null
-		done <"$run/pids"
-		for i in $(seq 50); do
-			local alive=0
-			while read -r pid name; do
-				ours "$pid" "$name" && alive=1
-			done <"$run/pids"
-			[ "$alive" = 0 ] && break
-			sleep 0.2
-		done
-		while read -r pid name; do
-			ours "$pid" "$name" && kill -KILL "$pid" 2>/dev/null
-		done <"$run/pids"
-	fi
-	for m in "$run"/mnt/*; do
-		[ -d "$m" ] && mountpoint -q "$m" && umount -l "$m" 2>/dev/null
-	done
-	if [ "$keep" = 1 ]; then
-		echo "$me: kept the work directory $run"
-	else
-		rm -rf "$run"
-	fi
-	if [ "$rc" -ne 0 ]; then
-		echo "$me: FAILED (exit $rc) after $(($(date +%s) - started))s; output so far in $out"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
+trap 'bench_cleanup 10' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -247,33 +176,9 @@ if [ "$do_s3" = 1 ]; then
 fi
 
 # --- helpers ---------------------------------------------------------------------------------------
-record() { echo "$1,$2,$3,$4" >>"$csv"; } # record ROUND PEER METRIC VALUE
 # record_load ROUND WHO: the 1-minute load average as a part starts: on a shared machine it tells
 # how much else was running (the report shows its range).
 record_load() { record "$1" "$2" loadavg_1m "$(cut -d' ' -f1 /proc/loadavg)"; }
-
-# cold: write back everything dirty and drop the kernel's page, dentry and inode caches.
-cold() {
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-}
-
-# bg LOG NAME CMD...: start CMD in the background with its output appended to LOG; sets bg_pid.
-bg() {
-	local log=$1 name=$2
-	shift 2
-	"$@" >>"$log" 2>&1 &
-	bg_pid=$!
-	echo "$bg_pid $name" >>"$run/pids"
-}
-
-# alive PID: the process exists and is not a zombie.
-alive() {
-	local st
-	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	st=${st##*) }
-	[ "${st%% *}" != Z ]
-}
 
 # stop_pid PID TIMEOUT_S: wait for PID (a child of this shell) to exit, then TERM, then KILL.
 stop_pid() {
@@ -289,30 +194,6 @@ stop_pid() {
 		kill -KILL "$pid" 2>/dev/null || true
 	fi
 	wait "$pid" 2>/dev/null || true
-}
-
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# fio_run NAME ARGS...: runs one fio job (buffered, synchronous psync I/O, the same for every
-# peer), keeps its JSON in raw/, and sets fio_json to its path.
-fio_run() {
-	local name=$1
-	shift
-	fio_json="$out/raw/$tag-$name.json"
-	fio --output-format=json --output="$fio_json" --name="$name" --ioengine=psync --direct=0 \
-		--fallocate=none "$@" >/dev/null
-}
-# fio_get FIELD: bw_mbps (10^6 bytes/s) or iops of the read or write side of $fio_json.
-fio_get() {
-	"$py" - "$fio_json" "$1" <<-'EOF'
-		import json, sys
-		text = open(sys.argv[1]).read()  # fio may print warnings before the JSON
-		j = json.loads(text[text.index("{"):])["jobs"][0]
-		side = j["read"] if j["read"]["io_bytes"] > 0 else j["write"]
-		if j["error"]:
-		    sys.exit("fio reported error %d" % j["error"])
-		print("%.1f" % (side["bw_bytes"] / 1e6 if sys.argv[2] == "bw_mbps" else side["iops"]))
-	EOF
 }
 
 # --- the FUSE peers --------------------------------------------------------------------------------
@@ -333,7 +214,7 @@ peer_init() { # peer_init PEER: a fresh, empty store
 
 declare -A mount_pid=()
 peer_mount() { # peer_mount PEER: mount it (in the foreground of a background job), wait until ready
-	local p=$1 back="$run/$1.store" mnt="$run/mnt/$1" log="$out/logs/$tag.log" i
+	local p=$1 back="$run/$1.store" mnt="$run/mnt/$1" log="$out/logs/$tag.log"
 	echo "--- mount $(date +%T)" >>"$log"
 	case "$p" in
 	ssefs) bg "$log" ssefs "$bin/ssefs" mount --data-dir "$back" "$mnt" ;;
@@ -342,22 +223,11 @@ peer_mount() { # peer_mount PEER: mount it (in the foreground of a background jo
 	loopback) bg "$log" loopbackfs "$bin/loopbackfs" "$back" "$mnt" ;;
 	esac
 	mount_pid[$p]=$bg_pid
-	for ((i = 0; i < 600; i++)); do
-		mountpoint -q "$mnt" && return 0
-		alive "$bg_pid" || break
-		sleep 0.1
-	done
-	tail -n 5 "$log" >&2
-	die "$p did not mount at $mnt (log: $log)"
+	wait_mount "$mnt" "$bg_pid" "$log" "$p"
 }
 peer_umount() { # peer_umount PEER: unmount, wait for the process to exit (ssefs flushes first)
-	local p=$1 mnt="$run/mnt/$1" i
-	for ((i = 0; i < 50; i++)); do
-		umount "$mnt" 2>/dev/null && break
-		mountpoint -q "$mnt" || break
-		sleep 0.2
-	done
-	mountpoint -q "$mnt" && die "could not unmount $p at $mnt"
+	local p=$1
+	unmount "$run/mnt/$p" "$p"
 	stop_pid "${mount_pid[$p]}" 300
 	unset "mount_pid[$p]"
 }
@@ -398,12 +268,12 @@ fuse_round() {
 	# Sequential write of one big file; end_fsync=1 counts the time to make it durable, so a
 	# peer that buffers in memory (as ssefs' write-back buffer does) is not flattered.
 	cold
-	fio_run seqwrite --filename="$d/seq" --rw=write --bs=1M --size="${seq_mib}M" --end_fsync=1
+	fio_run "$tag" seqwrite --filename="$d/seq" --rw=write --bs=1M --size="${seq_mib}M" --end_fsync=1
 	v=$(fio_get bw_mbps); record "$r" "$p" seq_write_MBps "$v"; say "  seq write ${v} MB/s"
 
 	# Sequential read of it, cold: remount (see peer_remount) and drop the page cache.
 	peer_remount "$p"
-	fio_run seqread --filename="$d/seq" --rw=read --bs=1M --size="${seq_mib}M"
+	fio_run "$tag" seqread --filename="$d/seq" --rw=read --bs=1M --size="${seq_mib}M"
 	v=$(fio_get bw_mbps); record "$r" "$p" seq_read_MBps "$v"; say "  seq read ${v} MB/s"
 	rm -f "$d/seq"
 
@@ -413,16 +283,16 @@ fuse_round() {
 	# (libaio is only asynchronous with O_DIRECT, which the peers do not all support); so
 	# depth 1 measures the per-request cost of each file system, identically for all. fio's
 	# random sequence is seeded the same way for every peer (randrepeat=1).
-	fio_run layout --filename="$d/rand" --rw=write --bs=1M --size="${rand_mib}M" --end_fsync=1
+	fio_run "$tag" layout --filename="$d/rand" --rw=write --bs=1M --size="${rand_mib}M" --end_fsync=1
 	cold
-	fio_run randwrite --filename="$d/rand" --rw=randwrite --bs=4k --size="${rand_mib}M" \
+	fio_run "$tag" randwrite --filename="$d/rand" --rw=randwrite --bs=4k --size="${rand_mib}M" \
 		--time_based --runtime="$rand_secs" --end_fsync=1 --randrepeat=1
 	v=$(fio_get iops); record "$r" "$p" rand_write_iops "$v"; say "  rand write 4k ${v} IOPS"
 
 	# 4 KiB random reads of that file, cold (remount + drop caches), same pattern. fio's
 	# default fadvise_hint tells the kernel the access is random (no readahead).
 	peer_remount "$p"
-	fio_run randread --filename="$d/rand" --rw=randread --bs=4k --size="${rand_mib}M" \
+	fio_run "$tag" randread --filename="$d/rand" --rw=randread --bs=4k --size="${rand_mib}M" \
 		--time_based --runtime="$rand_secs" --randrepeat=1
 	v=$(fio_get iops); record "$r" "$p" rand_read_iops "$v"; say "  rand read 4k ${v} IOPS"
 	rm -f "$d/rand"
@@ -489,7 +359,7 @@ mem_test() {
 	mkdir "$d"
 	cold
 	rss_watch "${mount_pid[ssefs]}" "$out/raw/$tag-$name-rss.txt"
-	fio_run "$name" "$@" || rc=$?
+	fio_run "$tag" "$name" "$@" || rc=$?
 	rss_peak "$name" "${mount_pid[ssefs]}"
 	record "$r" ssefs "mem_${name}_rss_MiB" "$hwm"
 	[ "$rc" = 0 ] || die "fio $name on ssefs failed (exit $rc) after a peak RSS of $hwm MiB"
@@ -516,7 +386,7 @@ mem_big() {
 s3_user=benchadmin
 s3_pass=bench-secret-$$-$RANDOM
 s3_round() { # s3_round ROUND SERVER
-	local r=$1 s=$2 dir="$run/$2.s3store" log="$out/logs/r$1-s3-$2.log" port addr i mode
+	local r=$1 s=$2 dir="$run/$2.s3store" log="$out/logs/r$1-s3-$2.log" port addr mode
 	tag="r$r-$s"
 	say "round $r: S3 $s"
 	record_load "$r" "s3-$s"
@@ -541,12 +411,7 @@ s3_round() { # s3_round ROUND SERVER
 		;;
 	esac
 	s3_pid=$bg_pid
-	for ((i = 0; i < 600; i++)); do
-		# any HTTP answer (403 for an anonymous request) means the server is up
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/" 2>/dev/null)" != 000 ] && break
-		alive "$s3_pid" || { tail -n 5 "$log" >&2; die "$s did not start (log: $log)"; }
-		sleep 0.1
-	done
+	wait_http "$addr" "$s3_pid" "$log" "$s"
 	cold
 	"$bin/s3bench" -endpoint "$addr" -access "$s3_user" -secret "$s3_pass" -bucket bench -sse \
 		-mode "$mode" -label "round $r" -dur "$s3_dur" -lat-ops "$s3_lat_ops" -server-pid "$s3_pid" \
@@ -590,14 +455,8 @@ attempt() {
 # --- the run ------------------------------------------------------------------------------------------
 say "results in $out; work directory $run"
 {
-	echo "date_utc=$stamp"
-	echo "commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	echo "uncommitted_files=$(git -C "$repo" status --porcelain 2>/dev/null | wc -l)"
-	echo "kernel=$(uname -r)"
-	echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo) x $(nproc)"
+	meta_machine
 	echo "ncpu=$(nproc)"
-	echo "mem_gib=$(awk '/^MemTotal/ {printf "%.0f", $2/1048576}' /proc/meminfo)"
-	echo "disk=$(df -hT "$workroot" | awk 'NR==2 {print $1" "$2}')"
 	for v in rounds quick seq_mib rand_mib rand_secs nfiles file_bytes per_dir mem_writers \
 		mem_file_mib big_gib rss_limit_mib s3_dur s3_lat_ops; do
 		echo "$v=${!v}"

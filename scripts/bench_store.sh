@@ -53,12 +53,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 me="scripts/bench_store.sh"
 export LC_ALL=C
-
-usage() { sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() {
-	echo "$me: $*" >&2
-	exit 1
-}
+# shellcheck source=SCRIPTDIR/lib/bench.sh
+source "$repo/scripts/lib/bench.sh"
 
 # --- flags -----------------------------------------------------------------------------------
 quick=0
@@ -74,12 +70,6 @@ read_ahead_kb=""
 workroot=${SSEFS_BENCH_WORKDIR:-/var/tmp/ssefs-bench}
 results_root=${SSEFS_BENCH_RESULTS:-$repo/bench-results}
 keep=0
-need_arg() {
-	if [ "$#" -lt 2 ] || [ -z "$2" ]; then
-		echo "$me: $1 needs a value (see --help)" >&2
-		exit 2
-	fi
-}
 while [ "$#" -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -140,65 +130,8 @@ if [ -n "$ssefs_bin" ]; then
 fi
 
 # --- output and work directories ----------------------------------------------------------------
-stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out="$results_root/$stamp-store"
-mkdir -p "$out/raw" "$out/logs"
-out=$(cd "$out" && pwd)
-# Everything this run prints also goes to bench.log; tee ignores Ctrl-C so that the cleanup
-# still has somewhere to write.
-exec > >(tee -i -a "$out/bench.log") 2>&1
-mkdir -p "$workroot"
-workroot=$(cd "$workroot" && pwd)
-run="$workroot/store.$$"
-rm -rf "$run"
-mkdir -p "$run/bin" "$run/mnt"
-: >"$run/pids"
-csv="$out/raw.csv"
-echo "round,store,metric,value" >"$csv"
-started=$(date +%s)
-
-say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-
-# --- cleanup: every process and mount this run started ------------------------------------------
-# Background processes are listed in $run/pids as "PID NAME"; a PID is signalled only while
-# /proc/PID/comm still names what was started, so a reused PID is never hit.
-ours() { [ -r "/proc/$1/comm" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]; }
-cleanup() {
-	local rc=$?
-	set +e
-	trap '' INT TERM PIPE
-	local m pid name i alive
-	for m in "$run"/mnt/*; do
-		[ -d "$m" ] && mountpoint -q "$m" && { umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; }
-	done
-	if [ -s "$run/pids" ]; then
-		while read -r pid name; do
-			ours "$pid" "$name" && kill -TERM "$pid" 2>/dev/null
-		done <"$run/pids"
-		for i in $(seq 100); do
-			alive=0
-			while read -r pid name; do
-				ours "$pid" "$name" && alive=1
-			done <"$run/pids"
-			[ "$alive" = 0 ] && break
-			sleep 0.2
-		done
-		while read -r pid name; do
-			ours "$pid" "$name" && kill -KILL "$pid" 2>/dev/null
-		done <"$run/pids"
-	fi
-	for m in "$run"/mnt/*; do
-		[ -d "$m" ] && mountpoint -q "$m" && umount -l "$m" 2>/dev/null
-	done
-	if [ "$keep" = 1 ]; then
-		echo "$me: kept the work directory $run"
-	else
-		rm -rf "$run"
-	fi
-	[ "$rc" -ne 0 ] && echo "$me: FAILED (exit $rc) after $(($(date +%s) - started))s; output so far in $out"
-	exit "$rc"
-}
-trap cleanup EXIT
+bench_setup -store store store
+trap 'bench_cleanup 20' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -215,28 +148,6 @@ source "$repo/scripts/lib/minio.sh"
 ssefs_install_minio >&2
 
 # --- helpers ---------------------------------------------------------------------------------------
-record() { echo "$1,$2,$3,$4" >>"$csv"; } # record ROUND STORE METRIC VALUE
-
-cold() { # write back everything dirty and drop the kernel's page, dentry and inode caches
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-}
-
-bg() { # bg LOG NAME CMD...: start CMD in the background, output appended to LOG; sets bg_pid
-	local log=$1 name=$2
-	shift 2
-	"$@" >>"$log" 2>&1 &
-	bg_pid=$!
-	echo "$bg_pid $name" >>"$run/pids"
-}
-
-alive() { # the process exists and is not a zombie
-	local st
-	st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	st=${st##*) }
-	[ "${st%% *}" != Z ]
-}
-
 # cpu_ticks PID: user+system CPU time of PID so far, in clock ticks (0 once it is gone).
 cpu_ticks() {
 	local st
@@ -246,20 +157,6 @@ cpu_ticks() {
 	awk '{print $12 + $13}' <<<"$st"
 }
 hz=$(getconf CLK_TCK)
-
-free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# wait_http ADDR PID LOG WHAT: until ADDR answers HTTP (any status), or PID dies.
-wait_http() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$1/" 2>/dev/null)" != 000 ] && return 0
-		alive "$2" || break
-		sleep 0.1
-	done
-	tail -n 5 "$3" >&2
-	die "$4 did not start (log: $3)"
-}
 
 # --- MinIO: one server for the whole run --------------------------------------------------------
 minio_user=benchadmin
@@ -288,7 +185,7 @@ pprof_addr=""
 
 # store_mount STORE ROUND: mount ssefs on STORE (local or s3) with that round's data directory.
 store_mount() {
-	local s=$1 r=$2 data="$run/data-$1" log="$out/logs/r$2-$1.log" i
+	local s=$1 r=$2 data="$run/data-$1" log="$out/logs/r$2-$1.log"
 	local args=(mount --data-dir "$data" "${mount_flags[@]}")
 	[ "$s" = s3 ] && args+=(--store "s3://$bucket/r$r" --store-endpoint "$minio_addr" --store-insecure)
 	pprof_addr=""
@@ -300,53 +197,19 @@ store_mount() {
 	echo "--- mount $(date +%T)" >>"$log"
 	bg "$log" ssefs env "${envs[@]}" "$bin/ssefs" "${args[@]}" "$mnt"
 	mount_pid=$bg_pid
-	for ((i = 0; i < 600; i++)); do
-		if mountpoint -q "$mnt"; then
-			[ -z "$read_ahead_kb" ] || echo "$read_ahead_kb" >"/sys/class/bdi/$(mountpoint -d "$mnt")/read_ahead_kb"
-			return 0
-		fi
-		alive "$mount_pid" || break
-		sleep 0.1
-	done
-	tail -n 5 "$log" >&2
-	die "ssefs on the $s store did not mount at $mnt (log: $log)"
+	wait_mount "$mnt" "$mount_pid" "$log" "ssefs on the $s store"
+	[ -z "$read_ahead_kb" ] || echo "$read_ahead_kb" >"/sys/class/bdi/$(mountpoint -d "$mnt")/read_ahead_kb"
 }
 
 store_umount() { # unmount and wait for ssefs to exit (it flushes and syncs first)
 	local i
-	for ((i = 0; i < 50; i++)); do
-		umount "$mnt" 2>/dev/null && break
-		mountpoint -q "$mnt" || break
-		sleep 0.2
-	done
-	mountpoint -q "$mnt" && die "could not unmount $mnt"
+	unmount "$mnt"
 	for ((i = 0; i < 3000; i++)); do
 		alive "$mount_pid" || break
 		sleep 0.1
 	done
 	alive "$mount_pid" && die "ssefs (pid $mount_pid) did not exit within 300 s of its unmount"
 	wait "$mount_pid" 2>/dev/null || true
-}
-
-# fio_run TAG NAME ARGS...: one fio job (buffered, synchronous psync I/O, as scripts/bench.sh
-# runs it); sets fio_json.
-fio_run() {
-	local tag=$1 name=$2
-	shift 2
-	fio_json="$out/raw/$tag-$name.json"
-	fio --output-format=json --output="$fio_json" --name="$name" --ioengine=psync --direct=0 \
-		--fallocate=none "$@" >/dev/null
-}
-fio_mbps() { # MB/s (10^6 bytes/s) of the read or write side of $fio_json
-	"$py" - "$fio_json" <<-'EOF'
-		import json, sys
-		text = open(sys.argv[1]).read()  # fio may print warnings before the JSON
-		j = json.loads(text[text.index("{"):])["jobs"][0]
-		if j["error"]:
-		    sys.exit("fio reported error %d" % j["error"])
-		side = j["read"] if j["read"]["io_bytes"] > 0 else j["write"]
-		print("%.1f" % (side["bw_bytes"] / 1e6))
-	EOF
 }
 
 # phase TAG NAME METRIC ROUND STORE FIO_ARGS...: run fio, record its MB/s and the CPU seconds
@@ -363,7 +226,7 @@ phase() {
 	ss0=$(cpu_ticks "$mount_pid") mm0=$(cpu_ticks "$minio_pid")
 	fio_run "$tag" "$name" "$@"
 	ss1=$(cpu_ticks "$mount_pid") mm1=$(cpu_ticks "$minio_pid")
-	v=$(fio_mbps)
+	v=$(fio_get bw_mbps)
 	record "$r" "$s" "$metric" "$v"
 	local gib
 	gib=$("$py" -c "print($size_mib / 1024)")
@@ -403,14 +266,7 @@ store_round() {
 # --- the run ------------------------------------------------------------------------------------------
 say "results in $out; work directory $run"
 {
-	echo "date_utc=$stamp"
-	echo "commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	# no optional locks: status must not rewrite the index while others work in the tree
-	echo "uncommitted_files=$(GIT_OPTIONAL_LOCKS=0 git -C "$repo" status --porcelain 2>/dev/null | wc -l)"
-	echo "kernel=$(uname -r)"
-	echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo) x $(nproc)"
-	echo "mem_gib=$(awk '/^MemTotal/ {printf "%.0f", $2/1048576}' /proc/meminfo)"
-	echo "disk=$(df -hT "$workroot" | awk 'NR==2 {print $1" "$2}')"
+	meta_machine
 	echo "rounds=$rounds"
 	echo "size_mib=$size_mib"
 	echo "stores=${stores[*]}"

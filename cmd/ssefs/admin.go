@@ -355,23 +355,7 @@ func newAdminHandler(b adminBackend, log *slog.Logger) http.Handler {
 // serveRotation runs a rotation for the client and streams its progress back. The client
 // going away cancels the request's context, which stops the rotation resumably.
 func serveRotation(w http.ResponseWriter, r *http.Request, b adminBackend, in rotateRequest, log *slog.Logger) {
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	var mu sync.Mutex // the engine may report from more than one goroutine
-	enc := json.NewEncoder(w)
-	var last time.Time
-	send := func(ev rotateEvent, force bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !force && time.Since(last) < progressInterval {
-			return
-		}
-		last = time.Now()
-		if err := enc.Encode(ev); err == nil {
-			_ = rc.Flush()
-		}
-	}
+	send := streamEvents[rotateEvent](w)
 	log.Info("admin: key rotation started", "bucket", in.Bucket, "from_key", in.FromKey, "to_key", in.ToKey, "abandon", in.Abandon)
 	p, err := b.RotateKeys(r.Context(), fs.RotateOptions{
 		Bucket: in.Bucket, FromKey: in.FromKey, ToKey: in.ToKey, Abandon: in.Abandon,
@@ -388,6 +372,41 @@ func serveRotation(w http.ResponseWriter, r *http.Request, b adminBackend, in ro
 		log.Info("admin: key rotation finished", "done", p.Done, "skipped", p.Skipped, "total", p.Total)
 	}
 	send(final, true)
+}
+
+// streamEvents answers 200 with an application/x-ndjson body and returns the function that
+// sends one event on it, flushed at once. An event not forced is dropped when the last one
+// went out less than progressInterval ago: progress comes faster than a client can use it.
+func streamEvents[E any](w http.ResponseWriter) func(ev E, force bool) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	var mu sync.Mutex // the engine may report from more than one goroutine
+	enc := json.NewEncoder(w)
+	var last time.Time
+	return func(ev E, force bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !force && time.Since(last) < progressInterval {
+			return
+		}
+		last = time.Now()
+		if err := enc.Encode(ev); err == nil {
+			_ = rc.Flush()
+		}
+	}
+}
+
+// readEvent decodes the next event of a streamed reply into ev. The stream ending before
+// the last event means the server went away, unless ctx was cancelled.
+func readEvent(ctx context.Context, dec *json.Decoder, ev any, during string) error {
+	if err := dec.Decode(ev); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w during %s: %v", errServerGone, during, err)
+	}
+	return nil
 }
 
 func decodeBody(w http.ResponseWriter, log *slog.Logger, r *http.Request, v any) bool {
@@ -627,11 +646,8 @@ func (c *adminClient) RotateKeys(ctx context.Context, opt fs.RotateOptions) (fs.
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var ev rotateEvent
-		if err := dec.Decode(&ev); err != nil {
-			if ctx.Err() != nil {
-				return last, ctx.Err()
-			}
-			return last, fmt.Errorf("%w during the rotation: %v", errServerGone, err)
+		if err := readEvent(ctx, dec, &ev, "the rotation"); err != nil {
+			return last, err
 		}
 		if ev.Progress != nil {
 			last = ev.Progress.progress()

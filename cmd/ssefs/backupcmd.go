@@ -656,23 +656,7 @@ func registerBackupRoutes(mux *http.ServeMux, b adminBackend, log *slog.Logger) 
 		if !decodeBody(w, log, r, &in) {
 			return
 		}
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.WriteHeader(http.StatusOK)
-		rc := http.NewResponseController(w)
-		var mu sync.Mutex
-		enc := json.NewEncoder(w)
-		var last time.Time
-		send := func(ev backupEvent, force bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			if !force && time.Since(last) < progressInterval {
-				return
-			}
-			last = time.Now()
-			if err := enc.Encode(ev); err == nil {
-				_ = rc.Flush()
-			}
-		}
+		send := streamEvents[backupEvent](w)
 		log.Info("admin: backup", "op", in.Op, "to", in.To, "keep", in.Keep)
 		res, err := bb.Backup(r.Context(), in, func(n int64) { send(backupEvent{Bytes: n}, false) })
 		if err != nil {
@@ -693,11 +677,8 @@ func (c *adminClient) Backup(ctx context.Context, req backupRequest, progress fu
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var ev backupEvent
-		if err := dec.Decode(&ev); err != nil {
-			if ctx.Err() != nil {
-				return backupResult{}, ctx.Err()
-			}
-			return backupResult{}, fmt.Errorf("%w during the backup: %v", errServerGone, err)
+		if err := readEvent(ctx, dec, &ev, "the backup"); err != nil {
+			return backupResult{}, err
 		}
 		switch {
 		case ev.Error != nil:
@@ -1139,43 +1120,11 @@ func restoreS3(flags *objStoreFlags, rec *storeRecord) (*objstore.S3, error) {
 	if upd.URL == "" {
 		return nil, usageError{"give --store s3://BUCKET[/PREFIX]: where the snapshots are"}
 	}
-	if flags.changed("store-endpoint") {
-		host, secure, _ := objstore.ParseEndpoint(flags.endpoint, flags.insecure)
-		upd.Endpoint = map[bool]string{true: "https://", false: "http://"}[secure] + host
-	} else if upd.Endpoint == "" {
-		if ep, _ := firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"); ep != "" {
-			host, secure, err := objstore.ParseEndpoint(ep, flags.insecure)
-			if err != nil {
-				return nil, fmt.Errorf("AWS_ENDPOINT_URL: %w", err)
-			}
-			upd.Endpoint = map[bool]string{true: "https://", false: "http://"}[secure] + host
-		}
-	}
-	if flags.changed("store-region") {
-		upd.Region = flags.region
-	} else if upd.Region == "" {
-		upd.Region, _ = firstEnv("AWS_REGION", "AWS_DEFAULT_REGION")
-	}
-	if flags.changed("store-path-style") || upd.PathStyle == "" {
-		upd.PathStyle = flags.pathStyle
-	}
-	if flags.changed("store-ca-file") {
-		upd.CAFile = flags.caFile
-	}
-	if flags.changed("store-sse") {
-		upd.SSE = flags.sse
-	}
-	bucket, prefix, err := objstore.ParseS3URL(upd.URL)
+	upd, cfg, err := s3Settings(flags, upd)
 	if err != nil {
 		return nil, err
 	}
-	s3, err := objstore.NewS3(objstore.S3Config{
-		Endpoint: upd.Endpoint, Bucket: bucket, Prefix: prefix, Region: upd.Region,
-		AccessKey: flags.accessKey, SecretKey: flags.secret,
-		PathStyle: map[string]objstore.PathStyle{"auto": objstore.PathStyleAuto, "on": objstore.PathStyleOn, "off": objstore.PathStyleOff}[upd.PathStyle],
-		CAFile:    upd.CAFile, SSE: upd.SSE,
-		MaxInFlight: flags.maxRequests, Timeout: flags.timeout,
-	})
+	s3, err := objstore.NewS3(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", upd.URL, err)
 	}

@@ -348,8 +348,24 @@ func planObjStore(flags *objStoreFlags, dir string, create bool) (storePlan, err
 		return storePlan{}, fmt.Errorf("data directory %s was created with --store %s (see %s); refusing %s %s: its chunk objects are not there",
 			dir, rec.URL, filepath.Join(dir, storeRecordFile), flags.src("store"), want)
 	}
-	// The recorded settings, with what the flags (or SSEFS_STORE_*) say instead.
-	upd := *rec
+	upd, cfg, err := s3Settings(flags, *rec)
+	if err != nil {
+		return storePlan{}, err
+	}
+	if flags.cacheMB > 0 {
+		cfg.CacheDir, cfg.CacheBytes = flags.cacheDir, int64(flags.cacheMB)<<20
+		if cfg.CacheDir == "" {
+			cfg.CacheDir = filepath.Join(dir, storeCacheDir)
+		}
+	}
+	return storePlan{rec: rec, upd: &upd, cfg: cfg}, nil
+}
+
+// s3Settings returns rec's settings with what the flags (or SSEFS_STORE_*, and AWS_* where
+// neither rec nor a flag says) give instead, and the client configuration for them, without
+// the cache, which only a mount's store has.
+func s3Settings(flags *objStoreFlags, rec storeRecord) (storeRecord, objstore.S3Config, error) {
+	upd := rec
 	if flags.changed("store-endpoint") {
 		host, secure, _ := objstore.ParseEndpoint(flags.endpoint, flags.insecure)
 		upd.Endpoint = map[bool]string{true: "https://", false: "http://"}[secure] + host
@@ -357,7 +373,7 @@ func planObjStore(flags *objStoreFlags, dir string, create bool) (storePlan, err
 		if ep, _ := firstEnv("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"); ep != "" {
 			host, secure, err := objstore.ParseEndpoint(ep, flags.insecure)
 			if err != nil {
-				return storePlan{}, fmt.Errorf("AWS_ENDPOINT_URL: %w", err)
+				return storeRecord{}, objstore.S3Config{}, fmt.Errorf("AWS_ENDPOINT_URL: %w", err)
 			}
 			upd.Endpoint = map[bool]string{true: "https://", false: "http://"}[secure] + host
 		}
@@ -374,6 +390,7 @@ func planObjStore(flags *objStoreFlags, dir string, create bool) (storePlan, err
 		upd.CAFile = flags.caFile
 	}
 	if upd.CAFile != "" {
+		// The record keeps it absolute: a later mount may run from another directory.
 		if abs, err := filepath.Abs(upd.CAFile); err == nil {
 			upd.CAFile = abs
 		}
@@ -381,21 +398,17 @@ func planObjStore(flags *objStoreFlags, dir string, create bool) (storePlan, err
 	if flags.changed("store-sse") {
 		upd.SSE = flags.sse
 	}
-	bucket, prefix, _ := objstore.ParseS3URL(upd.URL)
-	cfg := objstore.S3Config{
+	bucket, prefix, err := objstore.ParseS3URL(upd.URL)
+	if err != nil {
+		return storeRecord{}, objstore.S3Config{}, err
+	}
+	return upd, objstore.S3Config{
 		Endpoint: upd.Endpoint, Bucket: bucket, Prefix: prefix, Region: upd.Region,
 		AccessKey: flags.accessKey, SecretKey: flags.secret,
 		PathStyle: map[string]objstore.PathStyle{"auto": objstore.PathStyleAuto, "on": objstore.PathStyleOn, "off": objstore.PathStyleOff}[upd.PathStyle],
 		CAFile:    upd.CAFile, SSE: upd.SSE,
 		MaxInFlight: flags.maxRequests, Timeout: flags.timeout,
-	}
-	if flags.cacheMB > 0 {
-		cfg.CacheDir, cfg.CacheBytes = flags.cacheDir, int64(flags.cacheMB)<<20
-		if cfg.CacheDir == "" {
-			cfg.CacheDir = filepath.Join(dir, storeCacheDir)
-		}
-	}
-	return storePlan{rec: rec, upd: &upd, cfg: cfg}, nil
+	}, nil
 }
 
 // claimStore writes the marker of a new store into its prefix, unless the prefix already
