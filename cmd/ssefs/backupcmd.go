@@ -792,13 +792,15 @@ func printBackupResult(w io.Writer, op string, res backupResult) {
 func bytesProgressLine(what string, total int64) func(int64, time.Duration) string {
 	return func(n int64, elapsed time.Duration) string {
 		s := fmt.Sprintf("%s: %s", what, humanBytes(n))
+		frac := 0.0
 		if total > 0 {
-			s += fmt.Sprintf(" of %s (%d%%)", humanBytes(total), n*100/total)
+			frac = float64(n) / float64(total)
+			s = fmt.Sprintf("%s: %s  %s of %s", what, progressBar(frac), humanBytes(n), humanBytes(total))
 		}
 		if secs := elapsed.Seconds(); secs > 0 {
 			s += fmt.Sprintf(" (%.1f MiB/s)", float64(n)/secs/(1<<20))
 		}
-		return s
+		return s + etaSuffix(frac, elapsed)
 	}
 }
 

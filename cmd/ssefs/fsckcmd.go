@@ -173,9 +173,13 @@ func newFsckProgress(w io.Writer, tty bool, start time.Time) *progress[fs.FsckPr
 }
 
 func fsckProgressLine(p fs.FsckProgress, elapsed time.Duration) string {
-	s := fmt.Sprintf("fsck: %d/%d inodes checked, %d chunks, %d verified", p.Inodes, p.TotalInodes, p.Chunks, p.Verified)
+	frac := 1.0
+	if p.TotalInodes > 0 {
+		frac = float64(p.Inodes) / float64(p.TotalInodes)
+	}
+	s := fmt.Sprintf("fsck: %s  %d/%d inodes checked, %d chunks, %d verified", progressBar(frac), p.Inodes, p.TotalInodes, p.Chunks, p.Verified)
 	if secs := elapsed.Seconds(); secs > 0 {
 		s += fmt.Sprintf(" (%.0f inodes/s, %.1f MiB/s)", float64(p.Inodes)/secs, float64(p.VerifiedBytes)/secs/(1<<20))
 	}
-	return s
+	return s + etaSuffix(frac, elapsed)
 }

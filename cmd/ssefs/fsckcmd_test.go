@@ -116,7 +116,8 @@ func TestFsckProgress(t *testing.T) {
 	clock = clock.Add(2 * time.Second)
 	fp.update(fs.FsckProgress{Inodes: 4, TotalInodes: 10, Chunks: 7, Verified: 6, VerifiedBytes: 4 << 20})
 	fp.finish()
-	want := "ssefs: fsck: 4/10 inodes checked, 7 chunks, 6 verified (2 inodes/s, 2.0 MiB/s)\n"
+	// 40% in 2 s: 3 s to go at that rate.
+	want := "ssefs: fsck: [############------------------]  40%  4/10 inodes checked, 7 chunks, 6 verified (2 inodes/s, 2.0 MiB/s)  ETA 3s\n"
 	if got := buf.String(); got != want {
 		t.Errorf("plain progress: %q, want %q", got, want)
 	}
@@ -178,5 +179,20 @@ func TestFsckCommandLostFoundAndRotation(t *testing.T) {
 	rd.Close()
 	if err != nil || string(got) != strings.Repeat("x", 300) {
 		t.Errorf("the relinked file: %q, %v", got, err)
+	}
+}
+
+// A byte count with a known total (restore) gets the bar and the time left; without one
+// (backup: the snapshot's size is known only at its end) just the count and the rate.
+func TestBytesProgressLine(t *testing.T) {
+	line := bytesProgressLine("restore", 100<<20)
+	if got, want := line(25<<20, 5*time.Second), "restore: [#######-----------------------]  25%  25.0 MiB of 100.0 MiB (5.0 MiB/s)  ETA 15s"; got != want {
+		t.Errorf("restore line %q, want %q", got, want)
+	}
+	if got := line(100<<20, 20*time.Second); strings.Contains(got, "ETA") || !strings.Contains(got, "100%") {
+		t.Errorf("finished restore line %q: want 100%% and no ETA", got)
+	}
+	if got := bytesProgressLine("backup", 0)(3<<20, time.Second); strings.Contains(got, "[") || strings.Contains(got, "ETA") {
+		t.Errorf("backup line without a total %q: want no bar and no ETA", got)
 	}
 }

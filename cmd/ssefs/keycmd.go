@@ -361,21 +361,14 @@ func newProgressPrinter(w io.Writer, tty bool, start time.Time) *progress[fs.Rot
 }
 
 func progressLine(p fs.RotateProgress, elapsed time.Duration) string {
-	const width = 30
 	handled := p.Done + p.Skipped + p.Failed
 	frac := 1.0
 	if p.Total > 0 {
 		frac = min(float64(handled)/float64(p.Total), 1)
 	}
-	filled := int(frac * width)
-	bar := strings.Repeat("#", filled) + strings.Repeat("-", width-filled)
-	s := fmt.Sprintf("rotating keys [%s] %3.0f%%  %d/%d files", bar, frac*100, handled, p.Total)
+	s := fmt.Sprintf("rotating keys %s  %d/%d files", progressBar(frac), handled, p.Total)
 	if p.Skipped > 0 || p.Failed > 0 {
 		s += fmt.Sprintf(" (%d skipped, %d failed)", p.Skipped, p.Failed)
 	}
-	if handled > 0 && handled < p.Total && elapsed > time.Second {
-		eta := time.Duration(float64(elapsed) / frac * (1 - frac))
-		s += "  ETA " + eta.Round(time.Second).String()
-	}
-	return s
+	return s + etaSuffix(frac, elapsed)
 }

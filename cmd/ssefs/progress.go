@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -61,4 +62,23 @@ func (pr *progress[P]) finish() {
 		pr.draw(pr.now())
 		fmt.Fprintln(pr.w)
 	}
+}
+
+// progressBar renders the fraction done of an operation whose size is known, for the
+// redrawn line on a terminal and the periodic lines elsewhere alike.
+func progressBar(frac float64) string {
+	const width = 30
+	frac = max(0, min(frac, 1))
+	filled := int(frac * width)
+	return fmt.Sprintf("[%s] %3.0f%%", strings.Repeat("#", filled)+strings.Repeat("-", width-filled), frac*100)
+}
+
+// etaSuffix gives the time left at the rate so far, once there is a rate to go by (a
+// second in) and while the operation is not done; otherwise nothing.
+func etaSuffix(frac float64, elapsed time.Duration) string {
+	if frac <= 0 || frac >= 1 || elapsed <= time.Second {
+		return ""
+	}
+	eta := time.Duration(float64(elapsed) / frac * (1 - frac))
+	return "  ETA " + eta.Round(time.Second).String()
 }
