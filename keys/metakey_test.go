@@ -123,6 +123,8 @@ func TestMetaKeyBadFile(t *testing.T) {
 		{"bit flipped in ciphertext", edit(func(m *metaKeyFile) { m.Ciphertext[20] ^= 1 }), ErrDecrypt},
 		{"bit flipped in sealed_key", edit(func(m *metaKeyFile) { m.SealedKey[30] ^= 1 }), ErrDecrypt},
 		{"sealed_key truncated", edit(func(m *metaKeyFile) { m.SealedKey = m.SealedKey[:40] }), ErrDecrypt},
+		// Shorter than a package header: sio.DecryptBuffer panicked on it.
+		{"sealed_key of one byte", edit(func(m *metaKeyFile) { m.SealedKey = m.SealedKey[:1] }), ErrDecrypt},
 		{"bucket DEK as ciphertext", edit(func(m *metaKeyFile) { m.Ciphertext = bucketDEK.Ciphertext }), ErrDecrypt},
 	}
 	for _, tc := range cases {
