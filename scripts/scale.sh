@@ -43,17 +43,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 me="scripts/scale.sh"
 export LC_ALL=C
 
-usage() { sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
-die() {
-	echo "$me: $*" >&2
-	exit 1
-}
-need_arg() {
-	if [ "$#" -lt 2 ] || [ -z "$2" ]; then
-		echo "$me: $1 needs a value (see --help)" >&2
-		exit 2
-	fi
-}
+# usage, die, need_arg and say: the helpers the benchmark scripts share.
+# shellcheck source=SCRIPTDIR/lib/bench.sh
+. "$repo/scripts/lib/bench.sh"
 
 # --- flags -----------------------------------------------------------------------------------
 quick=0 only=big,dir,tree ssefs_bin="" workroot=/var/tmp/scale-run budget_min="" workers=4
@@ -129,7 +121,6 @@ ours() {
 	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
 	[ -n "$st" ] && [ "$st" != Z ]
 }
-say() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
 cleanup() {
 	local rc=$?
