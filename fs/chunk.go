@@ -7,10 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
-
-	"github.com/minio/sio"
 
 	"github.com/ssefs/ssefs/dare"
 )
@@ -134,8 +131,7 @@ var scratchPool = sync.Pool{New: func() any { return new([darePayload]byte) }}
 // decryptionError makes a failure to authenticate (or a stream cut short) ErrCorrupt:
 // tampered data reads as EIO, never as wrong bytes.
 func decryptionError(err error) error {
-	var sioErr sio.Error
-	if errors.Is(err, dare.ErrAuth) || errors.As(err, &sioErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+	if errors.Is(err, dare.ErrAuth) {
 		return fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	return fmt.Errorf("chunk decryption: %w", err)
