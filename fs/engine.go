@@ -242,25 +242,36 @@ func fitsOneTransaction(in *meta.Inode) bool {
 	return in.ChunkSize == 0 || in.Size/uint64(in.ChunkSize) < uint64(chunkBatch)
 }
 
-// deleteInode removes an orphan: its chunk records in batches, then the rest. A crash
-// midway leaves it on the orphan list, and the next start finishes the job.
+// deleteInode removes an orphan: in one transaction when its chunk records fit, else its
+// chunk records in batches first, then the rest. A crash midway leaves it on the orphan
+// list, and the next start finishes the job.
 func (e *Engine) deleteInode(ino meta.Ino) error {
-	if err := e.dropAllChunks(ino, e.discardChunks); err != nil {
-		return err
-	}
-	var rest []meta.Chunk
-	err := e.update(func(tx *meta.Tx) (err error) {
-		rest, err = tx.DeleteInode(ino)
-		if errors.Is(err, meta.ErrNotFound) {
-			err = nil
+	for batched := false; ; batched = true {
+		var rest []meta.Chunk
+		tooBig := false
+		err := e.update(func(tx *meta.Tx) error {
+			in, err := tx.Inode(ino)
+			if err == nil && !batched && !fitsOneTransaction(&in) {
+				tooBig = true
+				return nil
+			}
+			rest, err = tx.DeleteInode(ino)
+			if errors.Is(err, meta.ErrNotFound) {
+				err = nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("deleting inode %d: %w", ino, err)
 		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("deleting inode %d: %w", ino, err)
+		if !tooBig {
+			e.discardChunks(rest)
+			return nil
+		}
+		if err := e.dropAllChunks(ino, e.discardChunks); err != nil {
+			return err
+		}
 	}
-	e.discardChunks(rest)
-	return nil
 }
 
 // dropAllChunks deletes an inode's chunk records, a transaction per batch, handing each

@@ -478,3 +478,87 @@ func TestPartialFlushDoesNotCommitUnwrittenSize(t *testing.T) {
 	}
 	t.Logf("after the crash: %d of %d bytes", len(got), len(full))
 }
+
+// TestKernelReferenceKeepsOnlyReplacedInodes: the kernel's lookup reference keeps an
+// unlinked inode readable only where its name was replaced (a rename or an S3 PUT over
+// it), since an open that resolved the name just before must still find an inode; an
+// unlinked name takes its inode and chunk records in the same transaction, and the
+// late open gets ENOENT, as it would a moment later. A directory stays while referenced.
+func TestKernelReferenceKeepsOnlyReplacedInodes(t *testing.T) {
+	env := newTestEnv(t, 0, 0)
+	ctx := context.Background()
+	e, b := env.e, env.bucket
+	write := func(name, content string) Ino {
+		a, h, err := e.Create(ctx, b, name, Owner{Mode: 0o644}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.WriteAt(ctx, []byte(content), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e.Reference(a.Ino) // as a FUSE lookup does
+		return a.Ino
+	}
+	inodeExists := func(ino Ino) bool {
+		err := env.db.View(func(tx *meta.Tx) error { _, err := tx.Inode(meta.Ino(ino)); return err })
+		if err != nil && !errors.Is(err, meta.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	gone := write("gone", "unlinked")
+	if err := e.Unlink(ctx, b, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if inodeExists(gone) {
+		t.Error("an unlinked, referenced but unopened inode survived its unlink")
+	}
+	if _, err := e.Open(ctx, gone); !errors.Is(err, ErrNotExist) {
+		t.Errorf("open of the unlinked inode: %v, want ErrNotExist", err)
+	}
+	e.Forget(gone) // the kernel's FORGET of an inode already gone is harmless
+
+	old := write("name", "old content")
+	write("new", "new content")
+	if err := e.Rename(ctx, b, "new", b, "name", 0); err != nil {
+		t.Fatal(err)
+	}
+	h, err := e.Open(ctx, old)
+	if err != nil {
+		t.Fatalf("open of the inode a rename replaced, still referenced: %v", err)
+	}
+	buf := make([]byte, 11)
+	if n, err := h.ReadAt(ctx, buf, 0); err != nil && err != io.EOF || string(buf[:n]) != "old content" {
+		t.Errorf("read of the replaced inode: %q, %v", buf[:n], err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !inodeExists(old) {
+		t.Error("the replaced inode went while the kernel still referenced it")
+	}
+	e.Forget(old)
+	if inodeExists(old) {
+		t.Error("the replaced inode outlived the kernel's last reference")
+	}
+
+	d, err := e.Mkdir(ctx, b, "dir", Owner{Mode: 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Reference(d.Ino)
+	if err := e.Rmdir(ctx, b, "dir"); err != nil {
+		t.Fatal(err)
+	}
+	if !inodeExists(d.Ino) {
+		t.Error("a removed directory went while the kernel referenced it (a process may be in it)")
+	}
+	e.Forget(d.Ino)
+	if inodeExists(d.Ino) {
+		t.Error("the removed directory outlived the kernel's last reference")
+	}
+}

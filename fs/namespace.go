@@ -467,9 +467,15 @@ func (e *Engine) syncOpenInode(in *meta.Inode) {
 }
 
 // dropLink removes one link of in within tx: the inode goes when the last link goes,
-// unless it is still open, in which case it becomes an orphan until its last release.
+// unless something still holds it, in which case it becomes an orphan until its last
+// release. Open files always hold it. So do the kernel's references when the name stays
+// bound to another inode (replaced: a rename or an S3 PUT over it): a lookup→open that
+// resolved the name just before must still open the old inode, as the name never went
+// missing. A removed name needs no such care: an open racing with the unlink gets ENOENT,
+// as it would a moment later, so the inode and its chunk records go in the unlink's own
+// transaction. Directories stay while referenced either way: a process may be in one.
 // Must be called with nsMu held.
-func (e *Engine) dropLink(tx *meta.Tx, in *meta.Inode, t int64) (deleted []meta.Chunk, err error) {
+func (e *Engine) dropLink(tx *meta.Tx, in *meta.Inode, t int64, replaced bool) (droppedInode, error) {
 	if isDirMode(in.Mode) {
 		in.Nlink = 0
 	} else if in.Nlink > 0 {
@@ -477,28 +483,38 @@ func (e *Engine) dropLink(tx *meta.Tx, in *meta.Inode, t int64) (deleted []meta.
 	}
 	in.Ctime = t
 	if in.Nlink > 0 {
-		return nil, tx.PutInode(in)
+		return droppedInode{in: *in}, tx.PutInode(in)
 	}
-	if !e.held(uint64(in.Ino)) && fitsOneTransaction(in) {
-		return tx.DeleteInode(in.Ino)
+	ino := uint64(in.Ino)
+	held := e.files[ino] != nil || (replaced || isDirMode(in.Mode)) && e.kernelRefs[ino] > 0
+	if !held && fitsOneTransaction(in) {
+		chunks, err := tx.DeleteInode(in.Ino)
+		return droppedInode{in: *in, chunks: chunks}, err
 	}
-	// Still open or referenced, or too large to delete in this transaction: keep it as
-	// an orphan, deleted after the commit (afterDrop) or at its last release.
+	// Held, or too large to delete in this transaction: keep it as an orphan, deleted
+	// after the commit (afterDrop) or at its last release.
 	if err := tx.PutInode(in); err != nil {
-		return nil, err
+		return droppedInode{}, err
 	}
-	return nil, tx.AddOrphan(in.Ino)
+	return droppedInode{in: *in, orphan: true}, tx.AddOrphan(in.Ino)
+}
+
+// droppedInode is an inode that lost a link in a transaction, for afterDrop.
+type droppedInode struct {
+	in     meta.Inode
+	chunks []meta.Chunk // its chunk records the transaction deleted
+	orphan bool         // it is unlinked but kept, to be deleted at its last release
 }
 
 // afterDrop settles in-memory state once a transaction that dropped links committed.
 // Must hold nsMu.
-func (e *Engine) afterDrop(in *meta.Inode, deleted []meta.Chunk) {
-	e.discardChunks(deleted)
-	e.syncOpenInode(in)
-	if in.Nlink == 0 && (e.held(uint64(in.Ino)) || !fitsOneTransaction(in)) {
-		e.orphans[uint64(in.Ino)] = true
-		if err := e.deleteOrphanLocked(uint64(in.Ino)); err != nil {
-			e.log.Error("deleting a large unlinked file failed; it is reclaimed at the next start", "ino", uint64(in.Ino), "err", err)
+func (e *Engine) afterDrop(d droppedInode) {
+	e.discardChunks(d.chunks)
+	e.syncOpenInode(&d.in)
+	if d.orphan {
+		e.orphans[uint64(d.in.Ino)] = true
+		if err := e.deleteOrphanLocked(uint64(d.in.Ino)); err != nil {
+			e.log.Error("deleting a large unlinked file failed; it is reclaimed at the next start", "ino", uint64(d.in.Ino), "err", err)
 		}
 	}
 }
@@ -520,7 +536,7 @@ func (e *Engine) remove(ctx context.Context, parent Ino, name string, wantDir bo
 	e.nsMu.Lock()
 	defer e.nsMu.Unlock()
 	var in meta.Inode
-	var deleted []meta.Chunk
+	var dropped droppedInode
 	err := e.update(func(tx *meta.Tx) error {
 		dir, err := dirInode(tx, parent)
 		if err != nil {
@@ -556,13 +572,13 @@ func (e *Engine) remove(ctx context.Context, parent Ino, name string, wantDir bo
 		if err := tx.PutInode(&dir); err != nil {
 			return err
 		}
-		deleted, err = e.dropLink(tx, &in, t)
+		dropped, err = e.dropLink(tx, &in, t, false)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("remove %q in %d: %w", name, parent, err)
 	}
-	e.afterDrop(&in, deleted)
+	e.afterDrop(dropped)
 	if parent == RootIno {
 		e.bucketMu.Lock()
 		delete(e.bucketNames, uint64(in.Ino))
@@ -596,9 +612,9 @@ func (e *Engine) Rename(ctx context.Context, oldParent Ino, oldName string, newP
 	defer e.nsMu.Unlock()
 	var src, dst meta.Inode
 	var hadDst bool
-	var deleted []meta.Chunk
+	var dropped droppedInode
 	err := e.update(func(tx *meta.Tx) error {
-		hadDst, deleted = false, nil
+		hadDst, dropped = false, droppedInode{}
 		t := now()
 		odir, err := dirInode(tx, oldParent)
 		if err != nil {
@@ -664,7 +680,7 @@ func (e *Engine) Rename(ctx context.Context, oldParent Ino, oldName string, newP
 				}
 				ndir.Nlink--
 			}
-			if deleted, err = e.dropLink(tx, &dst, t); err != nil {
+			if dropped, err = e.dropLink(tx, &dst, t, true); err != nil {
 				return err
 			}
 		}
@@ -689,7 +705,7 @@ func (e *Engine) Rename(ctx context.Context, oldParent Ino, oldName string, newP
 		return fmt.Errorf("rename %q in %d to %q in %d: %w", oldName, oldParent, newName, newParent, err)
 	}
 	if hadDst && flags&RenameExchange == 0 && dst.Ino != src.Ino {
-		e.afterDrop(&dst, deleted)
+		e.afterDrop(dropped)
 	}
 	e.publish(ctx, Change{Ino: uint64(src.Ino), Parent: oldParent, Name: oldName})
 	e.publish(ctx, Change{Ino: uint64(src.Ino), Parent: newParent, Name: newName})

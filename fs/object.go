@@ -467,11 +467,6 @@ type linkReq struct {
 	extra func(tx *meta.Tx) error
 }
 
-type droppedInode struct {
-	in     meta.Inode
-	chunks []meta.Chunk
-}
-
 // linkObject makes an object visible, in one transaction: it creates the missing parent
 // directories (implicit), replaces what the key named before (whose inode is unlinked
 // with the usual orphan semantics, so open handles keep reading it), links the new
@@ -542,11 +537,11 @@ func (e *Engine) linkObjectTx(ctx context.Context, r linkReq, unlocked bool) (me
 			if err := tx.DeleteEntry(dir.Ino, r.name); err != nil {
 				return err
 			}
-			chunks, err := e.dropLink(tx, &old, t)
+			d, err := e.dropLink(tx, &old, t, true)
 			if err != nil {
 				return err
 			}
-			dropped = append(dropped, droppedInode{old, chunks})
+			dropped = append(dropped, d)
 			changes = append(changes, Change{Ino: uint64(old.Ino), Parent: uint64(dir.Ino), Name: r.name, Removed: true})
 		case !errors.Is(err, meta.ErrNotFound):
 			return err
@@ -606,7 +601,7 @@ func (e *Engine) linkObjectTx(ctx context.Context, r linkReq, unlocked bool) (me
 		of.mu.Unlock()
 	}
 	for i := range dropped {
-		e.afterDrop(&dropped[i].in, dropped[i].chunks)
+		e.afterDrop(dropped[i])
 	}
 	for _, c := range changes {
 		e.publish(ctx, c)
@@ -1272,11 +1267,11 @@ func (e *Engine) DeleteObject(ctx context.Context, bucket, key string) error {
 		if err := tx.PutInode(&parent); err != nil {
 			return err
 		}
-		chunks, err := e.dropLink(tx, &in, t)
+		d, err := e.dropLink(tx, &in, t, false)
 		if err != nil {
 			return err
 		}
-		dropped = append(dropped, droppedInode{in, chunks})
+		dropped = append(dropped, d)
 		changes = append(changes, Change{Ino: uint64(in.Ino), Parent: uint64(dir), Name: name, Removed: true})
 		return e.pruneImplicit(tx, chain, t, &changes, &dropped)
 	})
@@ -1287,7 +1282,7 @@ func (e *Engine) DeleteObject(ctx context.Context, bucket, key string) error {
 		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
 	}
 	for i := range dropped {
-		e.afterDrop(&dropped[i].in, dropped[i].chunks)
+		e.afterDrop(dropped[i])
 	}
 	for _, c := range changes {
 		e.publish(ctx, c)
@@ -1319,11 +1314,11 @@ func (e *Engine) pruneImplicit(tx *meta.Tx, chain []dirStep, t int64, changes *[
 		if err := tx.PutInode(&parent); err != nil {
 			return err
 		}
-		chunks, err := e.dropLink(tx, &in, t)
+		d, err := e.dropLink(tx, &in, t, false)
 		if err != nil {
 			return err
 		}
-		*dropped = append(*dropped, droppedInode{in, chunks})
+		*dropped = append(*dropped, d)
 		*changes = append(*changes, Change{Ino: uint64(in.Ino), Parent: uint64(st.parent), Name: st.name, Removed: true})
 	}
 	return nil
@@ -1431,7 +1426,7 @@ func (e *Engine) DeleteBucket(ctx context.Context, name string) error {
 	e.nsMu.Lock()
 	defer e.nsMu.Unlock()
 	var in meta.Inode
-	var chunks []meta.Chunk
+	var dropped droppedInode
 	err := e.update(func(tx *meta.Tx) (err error) {
 		t := now()
 		if in, err = s3Bucket(tx, name); err != nil {
@@ -1459,13 +1454,13 @@ func (e *Engine) DeleteBucket(ctx context.Context, name string) error {
 		if err := tx.PutInode(&root); err != nil {
 			return err
 		}
-		chunks, err = e.dropLink(tx, &in, t)
+		dropped, err = e.dropLink(tx, &in, t, false)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("delete bucket: %w", err)
 	}
-	e.afterDrop(&in, chunks)
+	e.afterDrop(dropped)
 	e.bucketMu.Lock()
 	delete(e.bucketNames, uint64(in.Ino))
 	e.bucketMu.Unlock()
