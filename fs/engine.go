@@ -96,6 +96,10 @@ type Engine struct {
 	kernelRefs map[Ino]int  // guarded by nsMu
 	orphans    map[Ino]bool // guarded by nsMu
 
+	// securityXattrs is false while no inode ever got a security.* xattr: getxattr of
+	// such a name (ls -l asks security.selinux of every file) needs no lookup then.
+	securityXattrs atomic.Bool
+
 	bucketMu    sync.Mutex
 	bucketNames map[Ino]string
 
@@ -169,6 +173,11 @@ func New(cfg Config) (*Engine, error) {
 	case cfg.ReadCache > 0:
 		e.cache = newPkgCache(cfg.ReadCache, cfg.ReadCacheGrew)
 	}
+	used, err := e.db.SecurityXattrsUsed()
+	if err != nil {
+		return nil, fmt.Errorf("fs: %w", err)
+	}
+	e.securityXattrs.Store(used)
 	if !e.keepOrphans {
 		if err := e.reclaimOrphans(); err != nil {
 			return nil, err

@@ -917,12 +917,16 @@ const (
 	XattrReplace = 2
 )
 
+// errNoSuchXattr answers, without a lookup, for names nothing is stored under.
+var errNoSuchXattr = fmt.Errorf("getxattr: %w", ErrNotExist)
+
 // GetXattr returns an extended attribute's value.
 func (e *Engine) GetXattr(ctx context.Context, ino Ino, name string) ([]byte, error) {
-	if err := xattrWritable(name); errors.Is(err, ErrNotSupported) {
-		// Nothing is ever stored under such a name: no lookup. ls -l asks for
-		// system.posix_acl_access of every file it lists.
-		return nil, fmt.Errorf("getxattr %q of %d: %w", name, ino, ErrNotExist)
+	if err := xattrWritable(name); errors.Is(err, ErrNotSupported) ||
+		strings.HasPrefix(name, meta.SecurityXattrPrefix) && !e.securityXattrs.Load() {
+		// Nothing is stored under such a name: no lookup, and no error to format. ls -l
+		// asks for system.posix_acl_access and security.selinux of every file it lists.
+		return nil, errNoSuchXattr
 	}
 	var v []byte
 	err := e.view(func(tx *meta.Tx) (err error) {
@@ -958,6 +962,13 @@ func (e *Engine) SetXattr(ctx context.Context, ino Ino, name string, value []byt
 		}
 		if flags&XattrReplace != 0 && !exists {
 			return ErrNotExist
+		}
+		if strings.HasPrefix(name, meta.SecurityXattrPrefix) && !e.securityXattrs.Load() {
+			// Before the commit: a getxattr that follows it must look the name up.
+			e.securityXattrs.Store(true)
+			if err := tx.NoteSecurityXattr(); err != nil {
+				return err
+			}
 		}
 		if err := tx.SetXattr(in.Ino, name, value); err != nil {
 			return err
