@@ -100,6 +100,10 @@ type Engine struct {
 	// such a name (ls -l asks security.selinux of every file) needs no lookup then.
 	securityXattrs atomic.Bool
 
+	// drops counts the committed transactions that took a link from an inode, so
+	// that Lookups can tell whether what it read may name an inode gone since.
+	drops atomic.Uint64
+
 	bucketMu    sync.Mutex
 	bucketNames map[Ino]string
 

@@ -562,3 +562,46 @@ func TestKernelReferenceKeepsOnlyReplacedInodes(t *testing.T) {
 		t.Error("the removed directory outlived the kernel's last reference")
 	}
 }
+
+// TestLookupMany: a batch reads as Lookup would; Take takes the kernel reference that
+// keeps a replaced inode; once any inode lost a link after the batch was read, Take
+// refuses, since the batch may name an inode that is gone.
+func TestLookupMany(t *testing.T) {
+	env := newTestEnv(t, 0, 0)
+	ctx := context.Background()
+	e, b := env.e, env.bucket
+	a := writeFile(t, e, b, "a", []byte("aaa"))
+	writeFile(t, e, b, "b", []byte("bbbbb"))
+	l := e.LookupMany(ctx, b, []string{"a", "missing", "b"})
+	for i, name := range []string{"a", "missing", "b"} {
+		want, wantErr := e.Lookup(ctx, b, name)
+		got, err, ok := l.Take(i)
+		if !ok {
+			t.Fatalf("Take(%d) refused with nothing dropped", i)
+		}
+		if !errors.Is(err, ErrNotExist) != (wantErr == nil) || got != want {
+			t.Errorf("%s: batch %+v, %v; Lookup %+v, %v", name, got, err, want, wantErr)
+		}
+	}
+	// Take referenced "a": a rename over it keeps it for the kernel.
+	writeFile(t, e, b, "new", []byte("new"))
+	if err := e.Rename(ctx, b, "new", b, "a", 0); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := e.Open(ctx, a); err != nil {
+		t.Errorf("the inode Take handed out went at a rename over its name: %v", err)
+	} else if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// That rename dropped a link: an older batch is refused now.
+	if _, _, ok := l.Take(2); ok {
+		t.Error("Take served a batch read before an inode lost a link")
+	}
+	l = e.LookupMany(ctx, b, []string{"b"})
+	if err := e.Unlink(ctx, b, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := l.Take(0); ok {
+		t.Error("Take served an inode that an unlink deleted after the batch was read")
+	}
+}

@@ -389,15 +389,24 @@ func (n *node) childRef(ctx context.Context, a fs.Attr, out *gofuse.EntryOut, re
 
 func (n *node) Lookup(ctx context.Context, name string, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
 	defer n.fsys.rescue(OpLookup, n.fsys.start(), &errno)
+	return n.lookup(ctx, name, out)
+}
+
+func (n *node) lookup(ctx context.Context, name string, out *gofuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ctx = detach(ctx)
 	a, err := n.fsys.engine.LookupRef(ctx, n.ino(), name)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, syscall.ENOENT
-		}
-		return nil, n.errno("lookup", err)
+		return nil, lookupErrno(n, err)
 	}
 	return n.childRef(ctx, a, out, true), 0
+}
+
+// lookupErrno is a failed lookup's errno: a missing name is common, and not logged.
+func lookupErrno(n *node, err error) syscall.Errno {
+	if errors.Is(err, fs.ErrNotExist) {
+		return syscall.ENOENT
+	}
+	return n.errno("lookup", err)
 }
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *gofuse.AttrOut) (errno syscall.Errno) {
@@ -587,7 +596,17 @@ func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size
 	return 0
 }
 
-func (n *node) Readdir(ctx context.Context) (_ gofs.DirStream, errno syscall.Errno) {
+func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	list, errno := n.readdirEntries(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return gofs.NewListDirStream(list), 0
+}
+
+// readdirEntries lists the directory, "." and ".." first. An open directory (dirHandle)
+// lists through it.
+func (n *node) readdirEntries(ctx context.Context) (_ []gofuse.DirEntry, errno syscall.Errno) {
 	defer n.fsys.rescue(OpReaddir, n.fsys.start(), &errno)
 	ctx = detach(ctx)
 	ents, err := n.fsys.engine.ReadDir(ctx, n.ino(), "", 0)
@@ -600,7 +619,7 @@ func (n *node) Readdir(ctx context.Context) (_ gofs.DirStream, errno syscall.Err
 	for _, e := range ents {
 		list = append(list, gofuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: e.Ino})
 	}
-	return gofs.NewListDirStream(list), 0
+	return list, 0
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *gofuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
