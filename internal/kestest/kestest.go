@@ -26,10 +26,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,6 +38,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssefs/ssefs/internal/proctest"
 )
 
 // Server is a KES server process for one test.
@@ -70,11 +70,11 @@ type Server struct {
 	serverCert    string
 	serverKey     string
 
+	sup proctest.Supervisor // the process; the port stays once it has served on it
+
 	mu       sync.Mutex
 	policies []policy
-	proc     *process // nil when not running
 	clients  map[string]*http.Client
-	portUsed bool // the port has been served on once: Restart must keep it
 }
 
 type policy struct {
@@ -150,17 +150,17 @@ func New(t testing.TB, opts ...Option) *Server {
 	}
 	s.ConfigFile = filepath.Join(s.Dir, "config.yml")
 	s.LogFile = filepath.Join(s.Dir, "kes.log")
+	s.sup = proctest.Supervisor{
+		Name: "KES", Tag: "kestest", LogFile: s.LogFile,
+		ReadyTimeout: 60 * time.Second, PollMin: 5 * time.Millisecond, PollMax: 100 * time.Millisecond,
+		StopTimeout: 5 * time.Second,
+	}
 	s.serverCert, s.serverKey = s.CA.NewServerCert(t)
 	s.Admin = s.CA.NewIdentity(t)
 	s.pickPort(t)
 
 	t.Cleanup(func() {
-		s.Stop()
-		s.mu.Lock()
-		for _, c := range s.clients {
-			c.CloseIdleConnections()
-		}
-		s.mu.Unlock()
+		s.Stop() // and closes the clients' idle connections
 		if t.Failed() {
 			t.Logf("kestest: KES server %s log (%s), last lines:\n%s", s.Endpoint, s.LogFile, s.LogTail(40))
 		}
@@ -190,12 +190,11 @@ func (s *Server) SetPolicy(name string, allow, deny []string, ids ...Identity) {
 
 func (s *Server) pickPort(t testing.TB) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proctest.FreeAddr()
 	if err != nil {
-		t.Fatalf("kestest: find a free port: %v", err)
+		t.Fatalf("kestest: %v", err)
 	}
-	s.addr = l.Addr().String()
-	l.Close()
+	s.addr = addr
 	s.Endpoint = "https://" + s.addr
 }
 
@@ -203,21 +202,25 @@ func (s *Server) pickPort(t testing.TB) {
 // by someone else in the meantime is replaced by a new one, on the first start only.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
-	for attempt := 0; ; attempt++ {
-		err := s.start()
-		if err == nil {
-			s.mu.Lock()
-			s.portUsed = true
-			s.mu.Unlock()
-			return
-		}
+	var admin *http.Client
+	prepare := func() (*exec.Cmd, error) {
 		s.mu.Lock()
-		retry := !s.portUsed && attempt < 5 && errors.Is(err, errAddrInUse)
-		s.mu.Unlock()
-		if !retry {
-			t.Fatalf("kestest: start KES %s at %s: %v\nlog %s, last lines:\n%s", Version, s.Endpoint, err, s.LogFile, s.LogTail(40))
+		defer s.mu.Unlock()
+		if err := os.WriteFile(s.ConfigFile, s.configYAMLLocked(), 0o600); err != nil {
+			return nil, err
 		}
-		s.pickPort(t)
+		admin = s.clientLocked(s.Admin)
+		cmd := exec.Command(s.bin, "server", "--config", s.ConfigFile)
+		cmd.Dir = s.Dir
+		return cmd, nil
+	}
+	// Ready means: the admin gets an answer to /v1/status. (admin is set by prepare and
+	// the port may change: look both up for each probe.)
+	ready := func(ctx context.Context) error {
+		return proctest.HTTPReady(ctx, admin, s.Endpoint+"/v1/status")
+	}
+	if err := s.sup.Start(prepare, ready, func() { s.pickPort(t) }); err != nil {
+		t.Fatalf("kestest: start KES %s at %s: %v\nlog %s, last lines:\n%s", Version, s.Endpoint, err, s.LogFile, s.LogTail(40))
 	}
 }
 
@@ -229,105 +232,11 @@ func (s *Server) Restart(t testing.TB) {
 	s.Start(t)
 }
 
-var errAddrInUse = errors.New("address already in use")
-
-// process is one run of the server.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when cmd has exited
-	err    error         // cmd's exit status, valid once exited is closed
-}
-
-func (s *Server) start() error {
-	s.mu.Lock()
-	if s.proc != nil {
-		s.mu.Unlock()
-		return errors.New("already running")
-	}
-	if err := os.WriteFile(s.ConfigFile, s.configYAMLLocked(), 0o600); err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	logf, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	fmt.Fprintf(logf, "\n--- kestest: %s server --config %s (%s)\n", s.bin, s.ConfigFile, time.Now().Format(time.RFC3339Nano))
-	logStart, _ := logf.Seek(0, io.SeekEnd)
-	cmd := exec.Command(s.bin, "server", "--config", s.ConfigFile)
-	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// If the test binary dies, so does the server (Linux).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
-	logf.Close()
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	s.proc = p
-	admin := s.clientLocked(s.Admin)
-	s.mu.Unlock()
-
-	// Ready means: the admin gets an answer to /v1/status. Poll for it, and stop waiting at
-	// once when the process exits.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var lastErr error
-	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/v1/status", nil)
-		resp, err := admin.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("/v1/status answered %s", resp.Status)
-		}
-		lastErr = err
-		select {
-		case <-p.exited:
-			s.mu.Lock()
-			if s.proc == p {
-				s.proc = nil
-			}
-			s.mu.Unlock()
-			if log, _ := readFrom(s.LogFile, logStart); strings.Contains(log, "address already in use") {
-				return fmt.Errorf("KES exited (%v): %w", p.err, errAddrInUse)
-			}
-			return fmt.Errorf("KES exited before it was ready: %v", p.err)
-		case <-ctx.Done():
-			s.Stop()
-			return fmt.Errorf("KES did not answer /v1/status within 60s: %v", lastErr)
-		case <-time.After(delay):
-		}
-	}
-}
-
-// Stop stops the server (SIGTERM, then SIGKILL after 5s) and waits for it to exit. It does
-// nothing if the server is not running.
+// Stop stops the server (SIGTERM, then SIGKILL after 5s) and waits for it to exit, and
+// closes the clients' idle connections. There is nothing to stop if it is not running.
 func (s *Server) Stop() {
-	s.mu.Lock()
-	p := s.proc
-	s.proc = nil
-	s.mu.Unlock()
-	if p == nil {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
+	s.sup.Stop(syscall.SIGTERM)
+	// Kept-alive connections went to the process that is gone.
 	s.mu.Lock()
 	for _, c := range s.clients {
 		c.CloseIdleConnections()
@@ -336,20 +245,7 @@ func (s *Server) Stop() {
 }
 
 // Running reports whether the server process is running.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Server) Running() bool { return s.sup.Running() }
 
 // CreateKey creates a key as the admin.
 func (s *Server) CreateKey(t testing.TB, name string) {
@@ -499,28 +395,7 @@ func (s *Server) configYAMLLocked() []byte {
 }
 
 // LogTail returns the last n lines of the server's log.
-func (s *Server) LogTail(n int) string {
-	b, err := os.ReadFile(s.LogFile)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func readFrom(file string, off int64) (string, error) {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", err
-	}
-	if off < 0 || off > int64(len(b)) {
-		off = 0
-	}
-	return string(b[off:]), nil
-}
+func (s *Server) LogTail(n int) string { return proctest.LogTail(s.LogFile, n) }
 
 func mustRead(file string) []byte {
 	b, _ := os.ReadFile(file)
@@ -533,10 +408,9 @@ func (s *Server) String() string {
 }
 
 func (s *Server) pid() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
+	pid, ok := s.sup.Pid()
+	if !ok {
 		return "none"
 	}
-	return strconv.Itoa(s.proc.cmd.Process.Pid)
+	return strconv.Itoa(pid)
 }

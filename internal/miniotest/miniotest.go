@@ -28,7 +28,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -38,13 +37,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/ssefs/ssefs/internal/proctest"
 )
 
 // Version is the MinIO release the tests run against; scripts/lib/minio.sh pins the same.
@@ -145,16 +145,8 @@ type Server struct {
 	kmsKey   string
 	certsDir string
 
-	mu       sync.Mutex
-	proc     *process
-	portUsed bool
-	client   *http.Client
-}
-
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error
+	sup    proctest.Supervisor
+	client *http.Client
 }
 
 // Option configures a Server.
@@ -187,6 +179,14 @@ func New(t testing.TB, opts ...Option) *Server {
 	s.DataDir = filepath.Join(s.Dir, "data")
 	s.certsDir = filepath.Join(s.Dir, "certs")
 	s.LogFile = filepath.Join(s.Dir, "minio.log")
+	s.sup = proctest.Supervisor{
+		Name: "MinIO", Tag: "miniotest", LogFile: s.LogFile,
+		ReadyTimeout: 60 * time.Second, PollMin: 10 * time.Millisecond, PollMax: 200 * time.Millisecond,
+		StopTimeout: 10 * time.Second,
+		// MinIO's own words for EADDRINUSE ("FATAL Unable to start the server: Specified
+		// port is already in use"); the Go error text, in case a version passes it on.
+		AddrInUse: []string{"port is already in use", "address already in use"},
+	}
 	for _, d := range []string{s.DataDir, s.certsDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			t.Fatalf("miniotest: %v", err)
@@ -224,12 +224,11 @@ func randHex(n int) string {
 
 func (s *Server) pickPort(t testing.TB) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := proctest.FreeAddr()
 	if err != nil {
-		t.Fatalf("miniotest: find a free port: %v", err)
+		t.Fatalf("miniotest: %v", err)
 	}
-	s.Host = l.Addr().String()
-	l.Close()
+	s.Host = addr
 	scheme := "http"
 	if s.Secure {
 		scheme = "https"
@@ -293,94 +292,23 @@ func (s *Server) makeCerts(t testing.TB) *x509.CertPool {
 	return pool
 }
 
-var errAddrInUse = errors.New("address already in use")
-
 // Start starts the server (again: same directory, same port) and waits until it says it
 // is ready. A port taken in the meantime is replaced, on the first start only.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
-	for attempt := 0; ; attempt++ {
-		err := s.start()
-		if err == nil {
-			s.mu.Lock()
-			s.portUsed = true
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Lock()
-		retry := !s.portUsed && attempt < 5 && errors.Is(err, errAddrInUse)
-		s.mu.Unlock()
-		if !retry {
-			t.Fatalf("miniotest: start MinIO at %s: %v\nlog %s, last lines:\n%s", s.Endpoint, err, s.LogFile, s.LogTail(30))
-		}
-		s.pickPort(t)
+	prepare := func() (*exec.Cmd, error) {
+		cmd := exec.Command(s.bin, "server", s.DataDir, "--address", s.Host, "--certs-dir", s.certsDir, "--quiet")
+		cmd.Dir = s.Dir
+		cmd.Env = s.environ()
+		return cmd, nil
 	}
-}
-
-func (s *Server) start() error {
-	s.mu.Lock()
-	if s.proc != nil {
-		s.mu.Unlock()
-		return errors.New("already running")
+	// Ready means: /minio/health/ready answers 200. (The port may change: build the URL
+	// for each start.)
+	ready := func(ctx context.Context) error {
+		return proctest.HTTPReady(ctx, s.client, s.Endpoint+"/minio/health/ready")
 	}
-	logf, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	logStart, _ := logf.Seek(0, io.SeekEnd)
-	fmt.Fprintf(logf, "\n--- miniotest: %s server %s --address %s (%s)\n", s.bin, s.DataDir, s.Host, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(s.bin, "server", s.DataDir, "--address", s.Host, "--certs-dir", s.certsDir, "--quiet")
-	cmd.Dir = s.Dir
-	cmd.Env = s.environ()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	// If the test binary dies, so does the server.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err = cmd.Start()
-	logf.Close()
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	s.proc = p
-	s.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var last error
-	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/minio/health/ready", nil)
-		resp, err := s.client.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("/minio/health/ready answered %s", resp.Status)
-		}
-		last = err
-		select {
-		case <-p.exited:
-			s.mu.Lock()
-			if s.proc == p {
-				s.proc = nil
-			}
-			s.mu.Unlock()
-			if b, _ := os.ReadFile(s.LogFile); int64(len(b)) >= logStart && strings.Contains(string(b[logStart:]), "address already in use") {
-				return fmt.Errorf("MinIO exited (%v): %w", p.err, errAddrInUse)
-			}
-			return fmt.Errorf("MinIO exited before it was ready: %v", p.err)
-		case <-ctx.Done():
-			s.Stop()
-			return fmt.Errorf("MinIO was not ready within 60s: %v", last)
-		case <-time.After(delay):
-		}
+	if err := s.sup.Start(prepare, ready, func() { s.pickPort(t) }); err != nil {
+		t.Fatalf("miniotest: start MinIO at %s: %v\nlog %s, last lines:\n%s", s.Endpoint, err, s.LogFile, s.LogTail(30))
 	}
 }
 
@@ -406,43 +334,13 @@ func (s *Server) environ() []string {
 
 // Stop stops the server (SIGTERM, SIGKILL after 10s) and waits for it. Nothing if it is
 // not running.
-func (s *Server) Stop() { s.stop(syscall.SIGTERM) }
+func (s *Server) Stop() { s.sup.Stop(syscall.SIGTERM) }
 
 // Kill stops the server with SIGKILL: a crash.
-func (s *Server) Kill() { s.stop(syscall.SIGKILL) }
-
-func (s *Server) stop(sig syscall.Signal) {
-	s.mu.Lock()
-	p := s.proc
-	s.proc = nil
-	s.mu.Unlock()
-	if p == nil {
-		return
-	}
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
+func (s *Server) Kill() { s.sup.Stop(syscall.SIGKILL) }
 
 // Running reports whether the server process is running.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	p := s.proc
-	s.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (s *Server) Running() bool { return s.sup.Running() }
 
 // Client returns a minio-go client with the root credentials.
 func (s *Server) Client(t testing.TB) *minio.Client {
@@ -515,17 +413,7 @@ func (s *Server) Objects(t testing.TB, bucket, prefix string) []Object {
 }
 
 // LogTail returns the last n lines of the server's log.
-func (s *Server) LogTail(n int) string {
-	b, err := os.ReadFile(s.LogFile)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (s *Server) LogTail(n int) string { return proctest.LogTail(s.LogFile, n) }
 
 // String describes the server for test logs.
 func (s *Server) String() string { return "MinIO " + Version + " at " + s.Endpoint }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +73,25 @@ func TestTLSAndKMS(t *testing.T) {
 	defer obj.Close()
 	if got, _ := io.ReadAll(obj); !bytes.Equal(got, data) {
 		t.Fatalf("read %q", got)
+	}
+}
+
+// A port taken between New and the first Start is replaced: MinIO says so in its own words
+// ("Specified port is already in use"), which the supervisor must recognise.
+func TestTakenPortIsReplaced(t *testing.T) {
+	s := New(t)
+	l, err := net.Listen("tcp", s.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	taken := s.Host
+	s.Start(t)
+	if s.Host == taken || !strings.HasSuffix(s.Endpoint, s.Host) {
+		t.Fatalf("started at %s (%s) with %s taken", s.Host, s.Endpoint, taken)
+	}
+	s.MakeBucket(t, "bkt")
+	if log := s.LogTail(100); !strings.Contains(log, "--address "+taken) || !strings.Contains(log, "port is already in use") {
+		t.Errorf("log shows no failed start at %s:\n%s", taken, log)
 	}
 }
