@@ -5,8 +5,8 @@ import (
 	"sync"
 	"syscall"
 
-	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/ssefs/ssefs/fs"
 )
