@@ -274,3 +274,39 @@ func TestSyncManyObjects(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckFreeReadingStandsIn: a statfs reading well above the kept room covers the
+// writes after it up to half its margin; near the room every check asks again, so a
+// filling disk is still seen at once.
+func TestCheckFreeReadingStandsIn(t *testing.T) {
+	l, err := NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	avail, calls := uint64(108<<20), 0
+	l.statfs = func() (Usage, error) { calls++; return Usage{TotalBytes: 1 << 30, AvailBytes: avail}, nil }
+	l.KeepFree(8 << 20)
+	for i := 0; i < 50; i++ { // 50 MiB of the 100 MiB margin: one reading covers them
+		if err := l.CheckFree(1 << 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("%d statfs calls for writes within half the margin, want 1", calls)
+	}
+	avail = 9 << 20 // the disk filled up under us
+	if err := l.CheckFree(1 << 20); err != nil {
+		t.Fatalf("the write past half the margin: %v (it must ask, and 1 MiB still fits)", err)
+	}
+	if calls != 2 {
+		t.Errorf("%d statfs calls, want a new reading past half the margin", calls)
+	}
+	avail = 8<<20 + 512<<10 // that write landed, and the next does not fit
+	if err := l.CheckFree(1 << 20); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("near the kept room: %v, want ENOSPC from a fresh reading", err)
+	}
+	if calls != 3 {
+		t.Errorf("%d statfs calls, want one per check near the kept room", calls)
+	}
+}
