@@ -446,8 +446,9 @@ func (e *Engine) Create(ctx context.Context, parent Ino, name string, o Owner, e
 		}
 		return attrOf(&h.of.inode), h, nil
 	}
-	// The key was sealed just now: the first write need not ask the KMS again.
-	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now()}
+	// The key was sealed just now: the first write need not ask the KMS again. A new
+	// inode has no chunk records past its end to trim.
+	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now(), eofTrimmed: true}
 	e.files[uint64(in.Ino)] = of
 	e.publish(ctx, Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
 	return attrOf(&in), &Handle{of: of}, nil

@@ -370,7 +370,7 @@ func (e *Engine) newOrphanFile(ctx context.Context, b meta.Inode, bucketName str
 	}
 	e.nsMu.Lock()
 	defer e.nsMu.Unlock()
-	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now()}
+	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now(), eofTrimmed: true} // new: nothing past its end
 	if sk.SSEType == keys.SSEC {
 		sum := sk.ClientKeyMD5
 		of.sseC = &sum
