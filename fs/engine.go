@@ -106,6 +106,9 @@ type Engine struct {
 
 	bucketMu    sync.Mutex
 	bucketNames map[Ino]string
+	// bucketKeys caches each bucket's default key name ("" for none) for sealNewKey,
+	// which every create asks; SetBucketEncryption updates it after its commit.
+	bucketKeys map[Ino]string
 
 	// dirtyBytes sums the capacity of all write-back buffers, for the global bound.
 	dirtyBytes atomic.Int64
@@ -152,6 +155,7 @@ func New(cfg Config) (*Engine, error) {
 		kernelRefs:  make(map[Ino]int),
 		orphans:     make(map[Ino]bool),
 		bucketNames: make(map[Ino]string),
+		bucketKeys:  make(map[Ino]string),
 		unsynced:    make(map[objstore.ID]bool),
 		sealers:     make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0))),
 		storers:     make(chan struct{}, storeParallel),

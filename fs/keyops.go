@@ -73,6 +73,9 @@ func (e *Engine) SetBucketEncryption(ctx context.Context, bucket, key string) er
 	if err != nil {
 		return classify(fmt.Errorf("bucket %q: %w", bucket, err))
 	}
+	e.bucketMu.Lock()
+	e.bucketKeys[uint64(ino)] = key
+	e.bucketMu.Unlock()
 	return classify(e.db.Sync())
 }
 

@@ -353,14 +353,13 @@ func (e *Engine) bucketName(ino meta.Ino) (string, error) {
 	return name, nil
 }
 
-// sealNewKey makes a file's OEK and its sealed record, under the bucket's default key
-// (SSE-KMS) or the process default key (SSE-S3). The data key is cached by the sealer,
-// so this costs no KMS call per file.
-func (e *Engine) sealNewKey(ctx context.Context, bucket meta.Ino, fileID [16]byte) ([32]byte, []byte, error) {
-	oek := keys.NewOEK()
-	name, err := e.bucketName(bucket)
-	if err != nil {
-		return oek, nil, err
+// bucketDefaultKey returns the bucket's default key name, "" for none.
+func (e *Engine) bucketDefaultKey(bucket meta.Ino) (string, error) {
+	e.bucketMu.Lock()
+	key, ok := e.bucketKeys[uint64(bucket)]
+	e.bucketMu.Unlock()
+	if ok {
+		return key, nil
 	}
 	var cfg meta.BucketConfig
 	if err := e.view(func(tx *meta.Tx) (err error) {
@@ -370,13 +369,34 @@ func (e *Engine) sealNewKey(ctx context.Context, bucket meta.Ino, fileID [16]byt
 		}
 		return err
 	}); err != nil {
+		return "", err
+	}
+	e.bucketMu.Lock()
+	if _, ok := e.bucketKeys[uint64(bucket)]; !ok { // SetBucketEncryption's figure wins
+		e.bucketKeys[uint64(bucket)] = cfg.DefaultKey
+	}
+	e.bucketMu.Unlock()
+	return cfg.DefaultKey, nil
+}
+
+// sealNewKey makes a file's OEK and its sealed record, under the bucket's default key
+// (SSE-KMS) or the process default key (SSE-S3). The data key is cached by the sealer,
+// so this costs no KMS call per file.
+func (e *Engine) sealNewKey(ctx context.Context, bucket meta.Ino, fileID [16]byte) ([32]byte, []byte, error) {
+	oek := keys.NewOEK()
+	name, err := e.bucketName(bucket)
+	if err != nil {
+		return oek, nil, err
+	}
+	defaultKey, err := e.bucketDefaultKey(bucket)
+	if err != nil {
 		return oek, nil, err
 	}
 	sseType := keys.SSES3
-	if cfg.DefaultKey != "" {
+	if defaultKey != "" {
 		sseType = keys.SSEKMS
 	}
-	sk, err := e.sealer.Seal(ctx, sseType, cfg.DefaultKey, name, fileID, oek)
+	sk, err := e.sealer.Seal(ctx, sseType, defaultKey, name, fileID, oek)
 	if err != nil {
 		return oek, nil, classify(fmt.Errorf("sealing the key of a new file in bucket %q: %w", name, err))
 	}
@@ -653,6 +673,7 @@ func (e *Engine) remove(ctx context.Context, parent Ino, name string, wantDir bo
 	if parent == RootIno {
 		e.bucketMu.Lock()
 		delete(e.bucketNames, uint64(in.Ino))
+		delete(e.bucketKeys, uint64(in.Ino))
 		e.bucketMu.Unlock()
 	}
 	e.publish(ctx, Change{Ino: uint64(in.Ino), Parent: parent, Name: name})

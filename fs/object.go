@@ -1463,6 +1463,7 @@ func (e *Engine) DeleteBucket(ctx context.Context, name string) error {
 	e.afterDrop(dropped)
 	e.bucketMu.Lock()
 	delete(e.bucketNames, uint64(in.Ino))
+	delete(e.bucketKeys, uint64(in.Ino))
 	e.bucketMu.Unlock()
 	e.publish(ctx, Change{Ino: uint64(in.Ino), Parent: RootIno, Name: name, Removed: true})
 	return nil
