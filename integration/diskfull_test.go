@@ -382,3 +382,142 @@ func assertS3Absent(t *testing.T, c *minio.Client, bucket, key string) {
 	}
 	wantS3Error(t, err, "S3 GET "+bucket+"/"+key, 404, "NoSuchKey")
 }
+
+// TestDiskFullMetadata takes the last byte of the data directory's filesystem (a ballast
+// file written next to it, outside ssefs), then makes changes that write only metadata.
+// Badger writes its log and tables through mmap, and a page the full filesystem cannot
+// back used to kill ssefs with SIGBUS ("fatal error: fault"). Now creates must fail with
+// ENOSPC, deletions must still work (on the room of DATA/meta.spare), ssefs must stay up,
+// work again in the same process once the ballast is gone, and stop cleanly on a full
+// disk too (Badger flushes its memtable into a table at close).
+func TestDiskFullMetadata(t *testing.T) {
+	requireMount(t)
+	cfg := newConfig(t)
+	cfg.DataDir = smallTmpfs(t, diskFullSize)
+	m := StartMount(t, cfg)
+	r := rng(t)
+	keep := randBytes(r, ChunkSize+5)
+	writeFile(t, m.P("keep"), keep, 0o644)
+	must(t, os.Mkdir(m.P("meta"), 0o755), "mkdir meta")
+	// Empty files to delete while the disk is full: deleting them frees no content, so the
+	// disk stays full, and only the spare can give Badger's log its pages.
+	const victims = 40
+	must(t, os.Mkdir(m.P("del"), 0o755), "mkdir del")
+	victim := func(i int) string { return m.P("del", fmt.Sprintf("d%02d", i)) }
+	for i := range victims {
+		writeFile(t, victim(i), nil, 0o644)
+	}
+	spare := filepath.Join(cfg.DataDir, "meta.spare")
+	assertSpareFile(t, spare)
+
+	ballast := filepath.Join(filepath.Dir(cfg.DataDir), "ballast")
+	fillBallast(t, ballast)
+	// Many creates: without the guard, the memtable log reaches pages the filesystem never
+	// backed within a few of them. The first few may still fit; the rest must be refused.
+	var created []string
+	for i := 0; i < 2000 && !m.Exited(); i++ {
+		path := m.P("meta", fmt.Sprintf("e%04d", i))
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			err = f.Close()
+		}
+		switch {
+		case err == nil && i < 10:
+			created = append(created, path)
+		case err == nil:
+			t.Fatalf("create %d of an empty file on the completely full filesystem succeeded, want ENOSPC", i)
+		case !isNoSpace(err):
+			t.Fatalf("create %d of an empty file on the completely full filesystem: %v, want ENOSPC", i, err)
+		}
+	}
+	if m.Exited() {
+		t.Fatalf("ssefs exited (code %d) while its metadata store had no space left", m.ExitCode())
+	}
+	t.Logf("empty files created on the completely full filesystem: %d of 2000, the rest refused with ENOSPC", len(created))
+
+	// Deletions must work on the full disk: they are how space comes back.
+	for i := 0; i < victims/2; i++ {
+		must(t, os.Remove(victim(i)), "delete an empty file on the completely full filesystem")
+	}
+	if _, err := os.Stat(spare); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("spare file after deletions on the full filesystem: %v, want it released (the deletions had no other room)", errOrNil(err))
+	}
+	if err := os.Mkdir(m.P("meta", "still-full"), 0o755); !isNoSpace(err) {
+		t.Errorf("mkdir after the deletions, still full: %v, want ENOSPC", errOrNil(err))
+	}
+	if m.Exited() {
+		t.Fatalf("ssefs exited (code %d) on deletions on the full filesystem", m.ExitCode())
+	}
+	// Each change of state is logged once, not per refused commit.
+	if n := strings.Count(m.Stderr(), "new metadata (creates, writes, renames) is refused"); n != 1 {
+		t.Errorf("%d log lines saying new metadata is refused, want 1; stderr:\n%s", n, tail(m.Stderr(), 4000))
+	}
+
+	// Space is back: everything works again in the same process.
+	must(t, os.Remove(ballast), "remove the ballast")
+	got, err := readUncached(m.P("keep"))
+	must(t, err, "read keep")
+	assertBytes(t, "keep", got, keep)
+	for _, p := range created {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s, whose create succeeded on the full filesystem: %v", p, err)
+		}
+	}
+	for i := range victims {
+		_, err := os.Stat(victim(i))
+		if deleted := i < victims/2; deleted && !errors.Is(err, os.ErrNotExist) || !deleted && err != nil {
+			t.Errorf("stat %s (deleted: %v): %v", victim(i), deleted, errOrNil(err))
+		}
+	}
+	after := randBytes(r, 3000)
+	writeFile(t, m.P("meta", "after"), after, 0o644)
+	if n := strings.Count(m.Stderr(), "space is back"); n != 1 {
+		t.Errorf("%d log lines saying space is back, want 1", n)
+	}
+	assertSpareFile(t, spare) // made again on the commit that found room for it
+
+	// Full again, and stopped while full: the deletions take the spare again, and Close
+	// flushes Badger's memtable into a table through mmap.
+	fillBallast(t, ballast)
+	for i := victims / 2; i < victims/2+5; i++ {
+		must(t, os.Remove(victim(i)), "delete on the full filesystem, second time")
+	}
+	m.Stop(t)
+	must(t, os.Remove(ballast), "remove the ballast")
+
+	m = StartMount(t, cfg)
+	got, err = readUncached(m.P("keep"))
+	must(t, err, "read keep after the restart")
+	assertBytes(t, "keep", got, keep)
+	got, err = readUncached(m.P("meta", "after"))
+	must(t, err, "read after after the restart")
+	assertBytes(t, "after", got, after)
+	for i := range victims {
+		_, err := os.Stat(victim(i))
+		if deleted := i < victims/2+5; deleted && !errors.Is(err, os.ErrNotExist) || !deleted && err != nil {
+			t.Errorf("after the restart: stat %s (deleted: %v): %v", victim(i), deleted, errOrNil(err))
+		}
+	}
+	must(t, os.RemoveAll(m.P("meta")), "remove the empty files")
+	must(t, os.RemoveAll(m.P("del")), "remove the rest of the files to delete")
+	m.Stop(t)
+	res := runExpectExit(t, cfg, "fsck", "--data-dir", cfg.DataDir)
+	sm := regexp.MustCompile(`(?m)^fsck: .* (\d+) inconsistencies`).FindStringSubmatch(res.Stdout)
+	if res.Code != 0 || sm == nil || sm[1] != "0" {
+		t.Errorf("fsck after the metadata disk-full run: exit %d, stdout:\n%s\nstderr:\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+}
+
+// assertSpareFile fails unless the metadata's spare file is there: a regular file of mode
+// 0600 with all its blocks allocated (a sparse one would free nothing when released).
+func assertSpareFile(t *testing.T, path string) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("spare file: %v", err)
+	}
+	blocks := st.Sys().(*syscall.Stat_t).Blocks * 512
+	if !st.Mode().IsRegular() || st.Mode().Perm() != 0o600 || st.Size() == 0 || blocks < st.Size() {
+		t.Fatalf("spare file %s: mode %v, size %d, %d bytes allocated; want a regular 0600 file, allocated in full", path, st.Mode(), st.Size(), blocks)
+	}
+}

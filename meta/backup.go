@@ -87,18 +87,22 @@ func (tx *Tx) BackupState() (s BackupState, ok bool, err error) {
 
 // PutBackupState records the backup state (and so turns deferral on).
 func (tx *Tx) PutBackupState(s BackupState) error {
-	return wrap(tx.txn.Set(backupStateKey(), encodeBackupState(s)), "backup state")
+	return wrap(tx.set(backupStateKey(), encodeBackupState(s)), "backup state")
 }
 
 // DeleteBackupState turns deferral off.
 func (tx *Tx) DeleteBackupState() error {
-	return wrap(tx.txn.Delete(backupStateKey()), "backup state")
+	tx.freeing()
+	return wrap(tx.del(backupStateKey()), "backup state")
 }
 
 // Defer records objects whose deletion waits for the snapshots (see above).
 func (tx *Tx) Defer(ids [][16]byte) error {
+	// It adds records, but it finishes a deletion that already committed: refused on a
+	// full disk, the objects would only wait in memory for the next sync.
+	tx.freeing()
 	for _, id := range ids {
-		if err := tx.txn.Set(deferredKey(id), []byte{codecV1}); err != nil {
+		if err := tx.set(deferredKey(id), []byte{codecV1}); err != nil {
 			return wrap(err, "deferring object %x", id)
 		}
 	}
@@ -107,8 +111,9 @@ func (tx *Tx) Defer(ids [][16]byte) error {
 
 // Undefer drops the records of objects that are deleted now.
 func (tx *Tx) Undefer(ids [][16]byte) error {
+	tx.freeing()
 	for _, id := range ids {
-		if err := tx.txn.Delete(deferredKey(id)); err != nil {
+		if err := tx.del(deferredKey(id)); err != nil {
 			return wrap(err, "undeferring object %x", id)
 		}
 	}

@@ -20,6 +20,19 @@ var errClosed = errors.New("meta: database is closed")
 type Options struct {
 	Logger   *slog.Logger // badger's own log lines go here at Warn/Error only; nil = discard
 	ReadOnly bool
+
+	// MinFree turns the space guard on (space.go): a commit that only adds or changes
+	// records is refused with ENOSPC when it would leave less than this many bytes
+	// available on the metadata's filesystem; commits that delete pass. 0 = no guard.
+	MinFree uint64
+	// SpareFile, SpareSize: a file of zeros the guard keeps allocated outside the
+	// metadata directory, and removes when a deletion finds no room left for Badger's
+	// log, or before Close below MinFree. "" or 0 = none. Only with MinFree.
+	SpareFile string
+	SpareSize uint64
+
+	// statfs replaces the guard's look at the available bytes, for tests.
+	statfs func() (uint64, error)
 }
 
 const (
@@ -36,6 +49,7 @@ const (
 type DB struct {
 	bdb      *badger.DB
 	readOnly bool
+	space    *spaceGuard // nil: no guard
 
 	ino     *sequence
 	version *sequence
@@ -47,12 +61,13 @@ type DB struct {
 	closeErr  error
 }
 
-// Open opens (creating if needed) the metadata store in dir, encrypted with a 32-byte
 // MemTableSize is Badger's memtable size here. Its log is a file of twice that, written
-// through mmap: the filesystem must keep room for it (objstore.Local.KeepFree), or a
-// write into a page it cannot back kills the process with SIGBUS.
+// through mmap: the filesystem must keep room for it (objstore.Local.KeepFree and the
+// space guard, Options.MinFree), or a write into a page it cannot back kills the process
+// with SIGBUS.
 const MemTableSize = 32 << 20
 
+// Open opens (creating if needed) the metadata store in dir, encrypted with a 32-byte
 // key.
 func Open(dir string, encryptionKey []byte, opts Options) (*DB, error) {
 	if len(encryptionKey) != 32 {
@@ -67,6 +82,8 @@ func Open(dir string, encryptionKey []byte, opts Options) (*DB, error) {
 		WithMemTableSize(MemTableSize).
 		WithLogger(logAdapter{opts.Logger}).
 		WithReadOnly(opts.ReadOnly)
+	space := newSpaceGuard(dir, opts)
+	space.beforeOpen()
 	bdb, err := badger.Open(bopts)
 	if err != nil {
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
@@ -74,9 +91,11 @@ func Open(dir string, encryptionKey []byte, opts Options) (*DB, error) {
 		}
 		return nil, fmt.Errorf("meta: open %s: %w", dir, err)
 	}
+	space.afterOpen()
 	db := &DB{
 		bdb:      bdb,
 		readOnly: opts.ReadOnly,
+		space:    space,
 		ino:      &sequence{key: sequenceKey("ino"), min: uint64(RootIno) + 1},
 		version:  &sequence{key: sequenceKey("version"), min: 1},
 		stopGC:   make(chan struct{}),
@@ -85,6 +104,7 @@ func Open(dir string, encryptionKey []byte, opts Options) (*DB, error) {
 	db.ino.db, db.version.db = db, db
 	if err := db.init(); err != nil {
 		bdb.Close()
+		space.close()
 		return nil, fmt.Errorf("meta: open %s: %w", dir, err)
 	}
 	if opts.ReadOnly {
@@ -139,7 +159,7 @@ func (db *DB) init() error {
 	}
 	err = db.Update(func(tx *Tx) error {
 		if !found {
-			if err := tx.txn.Set(superblockKey(), encodeSuperblock(FormatVersion)); err != nil {
+			if err := tx.set(superblockKey(), encodeSuperblock(FormatVersion)); err != nil {
 				return err
 			}
 		}
@@ -202,9 +222,11 @@ func (db *DB) Close() error {
 		if !db.readOnly {
 			errs = append(errs, db.ino.release(), db.version.release())
 		}
+		db.space.beforeClose()
 		if err := db.bdb.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("meta: close: %w", err))
 		}
+		db.space.close()
 		db.closeErr = errors.Join(errs...)
 	})
 	return db.closeErr
@@ -224,7 +246,8 @@ func (db *DB) Sync() error {
 // Update runs fn in one read-write transaction and commits it. On a write conflict fn
 // runs again in a fresh transaction, so fn must be idempotent and must not keep results
 // from an attempt that failed. An error returned by fn aborts the transaction and is
-// returned unchanged.
+// returned unchanged. With the space guard on (Options.MinFree), a commit it refuses
+// fails with an error wrapping syscall.ENOSPC, and nothing of it is written.
 func (db *DB) Update(fn func(tx *Tx) error) error {
 	if db.closed.Load() {
 		return errClosed
@@ -249,7 +272,11 @@ func (db *DB) update(fn func(tx *Tx) error) error {
 func (db *DB) tryUpdate(fn func(tx *Tx) error) error {
 	txn := db.bdb.NewTransaction(true)
 	defer txn.Discard()
-	if err := fn(&Tx{txn: txn}); err != nil {
+	tx := &Tx{txn: txn}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := db.space.admit(tx); err != nil {
 		return err
 	}
 	if err := txn.Commit(); err != nil {
@@ -335,7 +362,7 @@ func (s *sequence) extend() error {
 			return errors.New("sequence exhausted")
 		}
 		end = start + seqBandwidth
-		return tx.txn.Set(s.key, encodeSequence(end))
+		return tx.set(s.key, encodeSequence(end))
 	})
 	if err != nil {
 		return err
@@ -376,8 +403,16 @@ func (s *sequence) release() error {
 		if stored != s.lease {
 			return nil // someone else owns the range now; leave it
 		}
-		return tx.txn.Set(s.key, encodeSequence(s.nextV))
+		// One small record, written at Close: on a full disk it may use the room kept
+		// for deletions.
+		tx.freeing()
+		return tx.set(s.key, encodeSequence(s.nextV))
 	})
+	if errors.Is(err, syscall.ENOSPC) {
+		// Not giving the numbers back only skips them; failing Close for it would report
+		// a clean unmount as failed.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("meta: release sequence: %w", err)
 	}

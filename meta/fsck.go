@@ -97,6 +97,7 @@ func (tx *Tx) recordOwners(pfx byte, fn func(Ino) bool) (bool, error) {
 // records are left to the caller, who must delete them in bounded batches (DeleteChunk)
 // and their objects only after that commit is durable.
 func (tx *Tx) DeleteInodeRecords(ino Ino) error {
+	tx.freeing()
 	var keys [][]byte
 	err := tx.scan(xattrPrefix(ino), nil, true, func(k, _ []byte) (bool, error) {
 		keys = append(keys, k)
@@ -107,7 +108,7 @@ func (tx *Tx) DeleteInodeRecords(ino Ino) error {
 	}
 	keys = append(keys, sealedKeyKey(ino), symlinkKey(ino), bucketKey(ino), orphanKey(ino), objectKey(ino), inodeKey(ino))
 	for _, k := range keys {
-		if err := tx.txn.Delete(k); err != nil {
+		if err := tx.del(k); err != nil {
 			return wrap(err, "delete records of inode %d", ino)
 		}
 	}
@@ -149,7 +150,8 @@ func (tx *Tx) AllParts(fn func(id UploadID, p Part) bool) error {
 
 // DeletePart removes one part record (not its inode).
 func (tx *Tx) DeletePart(id UploadID, number uint32) error {
-	return wrap(tx.txn.Delete(partKey(id, number)), "delete upload %x part %d", id[:], number)
+	tx.freeing()
+	return wrap(tx.del(partKey(id, number)), "delete upload %x part %d", id[:], number)
 }
 
 // UploadIndexEntry is one entry of the per-bucket index of multipart uploads (what
@@ -182,13 +184,14 @@ func (tx *Tx) PutUploadIndex(e UploadIndexEntry) error {
 	if e.Bucket == 0 || strings.IndexByte(e.Key, 0) >= 0 {
 		return fmt.Errorf("meta: put upload index entry for %x: bucket %d, key %q: %w", e.ID[:], e.Bucket, e.Key, ErrCorrupt)
 	}
-	return wrap(tx.txn.Set(uploadIndexKey(e.Bucket, e.Key, e.ID), encodeUploadIndex()), "put upload %x index", e.ID[:])
+	return wrap(tx.set(uploadIndexKey(e.Bucket, e.Key, e.ID), encodeUploadIndex()), "put upload %x index", e.ID[:])
 }
 
 // DeleteUploadIndex removes one upload index entry and nothing else; a missing one is not
 // an error.
 func (tx *Tx) DeleteUploadIndex(e UploadIndexEntry) error {
-	return wrap(tx.txn.Delete(uploadIndexKey(e.Bucket, e.Key, e.ID)), "delete upload %x index", e.ID[:])
+	tx.freeing()
+	return wrap(tx.del(uploadIndexKey(e.Bucket, e.Key, e.ID)), "delete upload %x index", e.ID[:])
 }
 
 // AllObjects visits every S3 object record, in inode order, whether or not its inode

@@ -48,12 +48,13 @@ func (tx *Tx) PutObject(ino Ino, o *Object) error {
 	if ino == 0 {
 		return fmt.Errorf("meta: put object record: inode number 0")
 	}
-	return wrap(tx.txn.Set(objectKey(ino), encodeObject(o)), "put inode %d object record", ino)
+	return wrap(tx.set(objectKey(ino), encodeObject(o)), "put inode %d object record", ino)
 }
 
 // DeleteObject removes ino's S3 record; a missing one is not an error.
 func (tx *Tx) DeleteObject(ino Ino) error {
-	return wrap(tx.txn.Delete(objectKey(ino)), "delete inode %d object record", ino)
+	tx.freeing()
+	return wrap(tx.del(objectKey(ino)), "delete inode %d object record", ino)
 }
 
 // DropETag forgets the ETag of ino's S3 record, if it has one: its content changed.

@@ -20,7 +20,7 @@ func securityXattrsKey() []byte { return append([]byte{pfxSuperblock}, "security
 // NoteSecurityXattr records that a security.* xattr is being set, in the transaction
 // that sets it.
 func (tx *Tx) NoteSecurityXattr() error {
-	return wrap(tx.txn.Set(securityXattrsKey(), []byte{1}), "note a security xattr")
+	return wrap(tx.set(securityXattrsKey(), []byte{1}), "note a security xattr")
 }
 
 // SecurityXattrsUsed tells whether any inode may hold a security.* xattr. A store
@@ -41,9 +41,8 @@ func (db *DB) SecurityXattrsUsed() (bool, error) {
 	if err != nil || known || db.readOnly {
 		return used || err != nil || !known, err
 	}
-	err = db.Update(func(tx *Tx) error {
-		used = false
-		err := tx.scan([]byte{pfxXattr}, nil, true, func(k, _ []byte) (bool, error) {
+	err = db.View(func(tx *Tx) error {
+		return tx.scan([]byte{pfxXattr}, nil, true, func(k, _ []byte) (bool, error) {
 			_, name, err := decodeXattrKey(k)
 			if err != nil {
 				return false, err
@@ -51,14 +50,18 @@ func (db *DB) SecurityXattrsUsed() (bool, error) {
 			used = strings.HasPrefix(name, SecurityXattrPrefix)
 			return !used, nil
 		})
-		if err != nil {
-			return wrap(err, "looking for security xattrs")
-		}
+	})
+	if err != nil {
+		return true, wrap(err, "looking for security xattrs")
+	}
+	// Only a shortcut for the next start: a failure to record it (a full disk) costs
+	// that start the scan again, nothing more.
+	_ = db.Update(func(tx *Tx) error {
 		v := byte(0)
 		if used {
 			v = 1
 		}
-		return wrap(tx.txn.Set(securityXattrsKey(), []byte{v}), "record security xattrs")
+		return tx.set(securityXattrsKey(), []byte{v})
 	})
-	return used || err != nil, err
+	return used, nil
 }

@@ -16,7 +16,32 @@ import (
 // range being iterated are seen by the iteration.
 type Tx struct {
 	txn *badger.Txn
+	// What the space guard (space.go) weighs before the commit: about how many bytes the
+	// commit adds to Badger's log, and whether it deletes something. A Tx that deletes is
+	// let through on a nearly full disk (deletions are how space comes back); one that
+	// only adds or changes records is refused first. The engine needs no say in this: the
+	// methods that delete mark the Tx themselves.
+	logBytes uint64
+	frees    bool
 }
+
+// logEntryOverhead is what Badger's log adds to a record's key and value: the entry
+// header, the version appended to the key and the checksum, rounded up.
+const logEntryOverhead = 32
+
+// set and del are the only ways a Tx writes, so that it knows what its commit costs.
+func (tx *Tx) set(key, val []byte) error {
+	tx.logBytes += uint64(len(key)+len(val)) + logEntryOverhead
+	return tx.txn.Set(key, val)
+}
+
+func (tx *Tx) del(key []byte) error {
+	tx.logBytes += uint64(len(key)) + logEntryOverhead
+	return tx.txn.Delete(key)
+}
+
+// freeing marks the Tx as one that deletes records, which passes the space guard's floor.
+func (tx *Tx) freeing() { tx.frees = true }
 
 // scanBatch bounds how many records an iteration holds in memory at once.
 const scanBatch = 256
@@ -108,12 +133,13 @@ func (tx *Tx) PutInode(in *Inode) error {
 	if in.Ino == 0 {
 		return errors.New("meta: put inode: inode number 0")
 	}
-	return wrap(tx.txn.Set(inodeKey(in.Ino), encodeInode(in)), "put inode %d", in.Ino)
+	return wrap(tx.set(inodeKey(in.Ino), encodeInode(in)), "put inode %d", in.Ino)
 }
 
 // DeleteInode removes the inode and everything keyed by it, and returns the chunks it
 // removed so the caller can delete their objects once this commit is durable.
 func (tx *Tx) DeleteInode(ino Ino) ([]Chunk, error) {
+	tx.freeing()
 	if _, err := tx.txn.Get(inodeKey(ino)); err != nil {
 		return nil, notFound(err, "delete inode %d", ino)
 	}
@@ -144,7 +170,7 @@ func (tx *Tx) DeleteInode(ino Ino) ([]Chunk, error) {
 	}
 	keys = append(keys, sealedKeyKey(ino), symlinkKey(ino), bucketKey(ino), orphanKey(ino), objectKey(ino), inodeKey(ino))
 	for _, k := range keys {
-		if err := tx.txn.Delete(k); err != nil {
+		if err := tx.del(k); err != nil {
 			return nil, wrap(err, "delete inode %d", ino)
 		}
 	}
@@ -184,10 +210,11 @@ func (tx *Tx) PutEntry(parent Ino, e Entry) error {
 	if e.Name == "" {
 		return fmt.Errorf("meta: put entry in %d: empty name", parent)
 	}
-	return wrap(tx.txn.Set(entryKey(parent, e.Name), encodeEntry(&e)), "put entry %d/%q", parent, e.Name)
+	return wrap(tx.set(entryKey(parent, e.Name), encodeEntry(&e)), "put entry %d/%q", parent, e.Name)
 }
 
 func (tx *Tx) DeleteEntry(parent Ino, name string) error {
+	tx.freeing()
 	if name == "" {
 		return fmt.Errorf("meta: delete entry %d/%q: %w", parent, name, ErrNotFound)
 	}
@@ -195,7 +222,7 @@ func (tx *Tx) DeleteEntry(parent Ino, name string) error {
 	if _, err := tx.txn.Get(k); err != nil {
 		return notFound(err, "delete entry %d/%q", parent, name)
 	}
-	return wrap(tx.txn.Delete(k), "delete entry %d/%q", parent, name)
+	return wrap(tx.del(k), "delete entry %d/%q", parent, name)
 }
 
 // Entries lists a directory in bytewise name order, starting strictly after `after`, so
@@ -244,11 +271,12 @@ func (tx *Tx) Chunks(ino Ino, from uint64, fn func(Chunk) bool) error {
 }
 
 func (tx *Tx) PutChunk(ino Ino, c Chunk) error {
-	return wrap(tx.txn.Set(chunkKey(ino, c.Index), encodeChunk(&c)), "put inode %d chunk %d", ino, c.Index)
+	return wrap(tx.set(chunkKey(ino, c.Index), encodeChunk(&c)), "put inode %d chunk %d", ino, c.Index)
 }
 
 func (tx *Tx) DeleteChunk(ino Ino, index uint64) error {
-	return wrap(tx.txn.Delete(chunkKey(ino, index)), "delete inode %d chunk %d", ino, index)
+	tx.freeing()
+	return wrap(tx.del(chunkKey(ino, index)), "delete inode %d chunk %d", ino, index)
 }
 
 // ---- xattrs ----
@@ -269,10 +297,11 @@ func (tx *Tx) SetXattr(ino Ino, name string, value []byte) error {
 	if name == "" {
 		return fmt.Errorf("meta: set xattr on inode %d: empty name", ino)
 	}
-	return wrap(tx.txn.Set(xattrKey(ino, name), encodeBlob(value)), "set inode %d xattr %q", ino, name)
+	return wrap(tx.set(xattrKey(ino, name), encodeBlob(value)), "set inode %d xattr %q", ino, name)
 }
 
 func (tx *Tx) RemoveXattr(ino Ino, name string) error {
+	tx.freeing()
 	if name == "" {
 		return fmt.Errorf("meta: remove inode %d xattr %q: %w", ino, name, ErrNotFound)
 	}
@@ -280,7 +309,7 @@ func (tx *Tx) RemoveXattr(ino Ino, name string) error {
 	if _, err := tx.txn.Get(k); err != nil {
 		return notFound(err, "remove inode %d xattr %q", ino, name)
 	}
-	return wrap(tx.txn.Delete(k), "remove inode %d xattr %q", ino, name)
+	return wrap(tx.del(k), "remove inode %d xattr %q", ino, name)
 }
 
 func (tx *Tx) Xattrs(ino Ino) ([]string, error) {
@@ -315,7 +344,7 @@ func (tx *Tx) SealedKey(ino Ino) ([]byte, error) {
 }
 
 func (tx *Tx) PutSealedKey(ino Ino, sealed []byte) error {
-	return wrap(tx.txn.Set(sealedKeyKey(ino), encodeBlob(sealed)), "put inode %d sealed key", ino)
+	return wrap(tx.set(sealedKeyKey(ino), encodeBlob(sealed)), "put inode %d sealed key", ino)
 }
 
 // SealedKeys visits every sealed-key record of inodes from ino `from` on, in inode order.
@@ -345,7 +374,7 @@ func (tx *Tx) Symlink(ino Ino) (string, error) {
 }
 
 func (tx *Tx) PutSymlink(ino Ino, target string) error {
-	return wrap(tx.txn.Set(symlinkKey(ino), encodeBlob([]byte(target))), "put inode %d symlink", ino)
+	return wrap(tx.set(symlinkKey(ino), encodeBlob([]byte(target))), "put inode %d symlink", ino)
 }
 
 func (tx *Tx) BucketConfig(bucket Ino) (BucketConfig, error) {
@@ -358,7 +387,7 @@ func (tx *Tx) BucketConfig(bucket Ino) (BucketConfig, error) {
 }
 
 func (tx *Tx) PutBucketConfig(bucket Ino, c BucketConfig) error {
-	return wrap(tx.txn.Set(bucketKey(bucket), encodeBucketConfig(&c)), "put bucket %d config", bucket)
+	return wrap(tx.set(bucketKey(bucket), encodeBucketConfig(&c)), "put bucket %d config", bucket)
 }
 
 // RotationJob returns the key rotation in progress (ErrNotFound if none).
@@ -372,21 +401,25 @@ func (tx *Tx) RotationJob() (RotationJob, error) {
 }
 
 func (tx *Tx) PutRotationJob(j RotationJob) error {
-	return wrap(tx.txn.Set(rotationKey(), encodeRotation(&j)), "put rotation job")
+	return wrap(tx.set(rotationKey(), encodeRotation(&j)), "put rotation job")
 }
 
 func (tx *Tx) DeleteRotationJob() error {
-	return wrap(tx.txn.Delete(rotationKey()), "delete rotation job")
+	tx.freeing()
+	return wrap(tx.del(rotationKey()), "delete rotation job")
 }
 
 // ---- orphans ----
 
+// AddOrphan and RemoveOrphan do not mark the Tx as freeing: an S3 PUT stages its new
+// inode as an orphan and publishes it by taking it off the list, and those commits grow
+// the store. Unlinking an open file adds an orphan too, but DeleteEntry marks that one.
 func (tx *Tx) AddOrphan(ino Ino) error {
-	return wrap(tx.txn.Set(orphanKey(ino), encodeOrphan()), "add orphan %d", ino)
+	return wrap(tx.set(orphanKey(ino), encodeOrphan()), "add orphan %d", ino)
 }
 
 func (tx *Tx) RemoveOrphan(ino Ino) error {
-	return wrap(tx.txn.Delete(orphanKey(ino)), "remove orphan %d", ino)
+	return wrap(tx.del(orphanKey(ino)), "remove orphan %d", ino)
 }
 
 func (tx *Tx) Orphans(fn func(Ino) bool) error {

@@ -54,15 +54,16 @@ func (tx *Tx) Upload(id UploadID) (Upload, error) {
 // PutUpload stores an upload's record and its entry in the bucket's index. The bucket
 // and key of an upload never change.
 func (tx *Tx) PutUpload(u *Upload) error {
-	if err := tx.txn.Set(uploadKey(u.ID), encodeUpload(u)); err != nil {
+	if err := tx.set(uploadKey(u.ID), encodeUpload(u)); err != nil {
 		return wrap(err, "put upload %x", u.ID[:])
 	}
-	return wrap(tx.txn.Set(uploadIndexKey(u.Bucket, u.Key, u.ID), encodeUploadIndex()), "put upload %x index", u.ID[:])
+	return wrap(tx.set(uploadIndexKey(u.Bucket, u.Key, u.ID), encodeUploadIndex()), "put upload %x index", u.ID[:])
 }
 
 // DeleteUpload removes an upload's record, its index entry and its part records, and
 // returns the parts so the caller can delete their inodes.
 func (tx *Tx) DeleteUpload(id UploadID) ([]Part, error) {
+	tx.freeing()
 	u, err := tx.Upload(id)
 	if err != nil {
 		return nil, err
@@ -72,14 +73,14 @@ func (tx *Tx) DeleteUpload(id UploadID) ([]Part, error) {
 		return nil, err
 	}
 	for _, p := range parts {
-		if err := tx.txn.Delete(partKey(id, p.Number)); err != nil {
+		if err := tx.del(partKey(id, p.Number)); err != nil {
 			return nil, wrap(err, "delete upload %x part %d", id[:], p.Number)
 		}
 	}
-	if err := tx.txn.Delete(uploadIndexKey(u.Bucket, u.Key, id)); err != nil {
+	if err := tx.del(uploadIndexKey(u.Bucket, u.Key, id)); err != nil {
 		return nil, wrap(err, "delete upload %x index", id[:])
 	}
-	return parts, wrap(tx.txn.Delete(uploadKey(id)), "delete upload %x", id[:])
+	return parts, wrap(tx.del(uploadKey(id)), "delete upload %x", id[:])
 }
 
 // Uploads visits a bucket's uploads in (key, ID) order, starting with key `from`
@@ -128,7 +129,7 @@ func (tx *Tx) PutPart(id UploadID, p *Part) error {
 	if p.Ino == 0 {
 		return fmt.Errorf("meta: put upload %x part %d: inode number 0", id[:], p.Number)
 	}
-	return wrap(tx.txn.Set(partKey(id, p.Number), encodePart(p)), "put upload %x part %d", id[:], p.Number)
+	return wrap(tx.set(partKey(id, p.Number), encodePart(p)), "put upload %x part %d", id[:], p.Number)
 }
 
 // Parts visits an upload's parts in number order, those numbered above `after`.

@@ -32,6 +32,7 @@ const (
 	masterKeyFile = "master.key" // only when ssefs generated the key itself
 	metaKeyFile   = "meta.key"   // the Badger key, sealed by the KMS; doubles as key check
 	metaDir       = "meta"
+	metaSpareFile = "meta.spare" // zeros the metadata falls back on when the disk is full
 	objectsDir    = "objects"
 
 	generatedKeyName = "ssefs-default-key"
@@ -198,7 +199,7 @@ func openDataDir(ctx context.Context, cfg storeConfig, stderr io.Writer, log *sl
 	}
 	d.metaKey = metaKey
 	// Badger may keep the slice it is given; ours stays ours.
-	if d.db, err = meta.Open(filepath.Join(dir, metaDir), bytes.Clone(metaKey), meta.Options{Logger: log}); err != nil {
+	if d.db, err = meta.Open(filepath.Join(dir, metaDir), bytes.Clone(metaKey), metaOptions(dir, log)); err != nil {
 		return nil, fmt.Errorf("metadata in %s: %w", filepath.Join(dir, metaDir), err)
 	}
 	if d.store, err = openObjStore(ctx, cfg.objStore, dir, cfg.create, log); err != nil {
@@ -376,6 +377,42 @@ type spaceKeeper interface {
 // space again.
 func metadataReserve(total uint64) uint64 {
 	return min(max(total/16, 4<<20), 2*meta.MemTableSize)
+}
+
+// metaOptions turns the metadata's space guard on, sized from its filesystem: commits
+// that only add metadata stop at half the room chunk objects leave (metadataReserve), so
+// file content runs out of space first, then metadata creates, and deletions last; and
+// DATA/meta.spare, a quarter of it, is the room deletions fall back on when something
+// outside ssefs takes the rest.
+func metaOptions(dir string, log *slog.Logger) meta.Options {
+	opts := meta.Options{Logger: log}
+	at := filepath.Join(dir, metaDir)
+	var st unix.Statfs_t
+	err := unix.Statfs(at, &st)
+	if errors.Is(err, unix.ENOENT) {
+		at = dir // a new data directory: Badger makes meta/ on the same filesystem
+		err = unix.Statfs(at, &st)
+	}
+	if err != nil {
+		return opts // no guard; Badger's open reports a directory it cannot use
+	}
+	bs := uint64(st.Frsize)
+	if bs == 0 {
+		bs = uint64(st.Bsize)
+	}
+	reserve := metadataReserve(st.Blocks * bs)
+	opts.MinFree = reserve / 2
+	// The spare helps only on the metadata's own filesystem: not when meta/ is a mount
+	// of its own.
+	if sameFilesystem(dir, at) {
+		opts.SpareFile, opts.SpareSize = filepath.Join(dir, metaSpareFile), reserve/4
+	}
+	return opts
+}
+
+func sameFilesystem(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Dev == sb.Dev
 }
 
 // readCache turns --read-cache-mb into the engine's setting, where 0 means its default

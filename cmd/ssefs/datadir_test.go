@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ssefs/ssefs/keys"
 )
 
@@ -190,5 +192,35 @@ func TestAdminCommandsNeedAnExistingDataDir(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, masterKeyFile)); err == nil {
 			t.Errorf("%s: a master key was generated", dir)
 		}
+	}
+}
+
+// TestMetaSpaceGuard: opening a data directory turns the metadata's space guard on, sized
+// from its filesystem below the room chunk objects leave, and makes DATA/meta.spare.
+func TestMetaSpaceGuard(t *testing.T) {
+	clearKMSEnv(t)
+	kms := newFakeKMS("k1")
+	useFakeKES(t, kms)
+	kesEnv(t, "k1")
+	dir := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	reserve := metadataReserve(st.Blocks * uint64(st.Frsize))
+	opts := metaOptions(dir, quietLog)
+	if opts.MinFree != reserve/2 || opts.SpareSize != reserve/4 || opts.SpareFile != filepath.Join(dir, metaSpareFile) {
+		t.Fatalf("meta options for a new data directory: MinFree %d, spare %s of %d; want %d, %s of %d",
+			opts.MinFree, opts.SpareFile, opts.SpareSize, reserve/2, filepath.Join(dir, metaSpareFile), reserve/4)
+	}
+	mustOpenStore(t, dir, true)
+	fi, err := os.Stat(filepath.Join(dir, metaSpareFile))
+	if err != nil || fi.Mode().Perm() != 0o600 || uint64(fi.Size()) != reserve/4 {
+		t.Fatalf("spare file after opening: %v, %v; want mode 0600, %d bytes", fi, err, reserve/4)
+	}
+	// Once meta/ exists, it is what is measured; the same filesystem here.
+	if again := metaOptions(dir, quietLog); again.MinFree != opts.MinFree || again.SpareFile != opts.SpareFile || again.SpareSize != opts.SpareSize {
+		t.Errorf("meta options once meta/ exists: MinFree %d, spare %s of %d; want %d, %s of %d",
+			again.MinFree, again.SpareFile, again.SpareSize, opts.MinFree, opts.SpareFile, opts.SpareSize)
 	}
 }

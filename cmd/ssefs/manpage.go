@@ -466,6 +466,7 @@ const manFiles = `DATA is the data directory (--data-dir):
   DATA/master.key   the generated master key, only when no KMS is configured (mode 0600)
   DATA/meta.key     the metadata's key, sealed by the KMS
   DATA/meta/        the metadata (Badger), encrypted
+  DATA/meta.spare   zeros: room the metadata falls back on when the disk is full
   DATA/objects/     the chunk objects, DARE ciphertext under random names (local store)
   DATA/store.json   the S3 store the data directory was created with (S3 store)
   DATA/admin.sock   while a mount or serve runs: the admin commands' socket (mode 0600)
