@@ -84,7 +84,7 @@ func newRingEnv(t *testing.T) (*testEnv, *keyRing, Ino) {
 	return env, ring, a.Ino
 }
 
-func writeFile(t *testing.T, e *Engine, dir Ino, name string, data []byte) Ino {
+func writeFile(t testing.TB, e *Engine, dir Ino, name string, data []byte) Ino {
 	t.Helper()
 	ctx := context.Background()
 	a, h, err := e.Create(ctx, dir, name, Owner{Mode: 0o644}, true)
