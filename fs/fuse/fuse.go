@@ -90,8 +90,16 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 		// Replies are built in memory: splicing them through a pipe costs two more
 		// syscalls than one writev, about 3 µs of a 4 KiB read's 15.
 		DisableSplice: true,
+	}
+	if opts.AllowOther || os.Geteuid() != 0 {
 		// The kernel checks permissions from mode, uid and gid, as for a local disk.
-		Options: []string{"default_permissions"},
+		// Without allow_other only processes of the mounting user (uid and gid, real,
+		// effective and saved) get in at all. That is why a root mount without it goes
+		// without: root passes these checks anyway (exec still needs an x bit, which the
+		// kernel checks either way), and each check costs a GETATTR of the directory
+		// after every create and unlink in it, which invalidate its attributes: a
+		// second round trip per unlink. gocryptfs does the same.
+		mo.Options = append(mo.Options, "default_permissions")
 	}
 	// The kernel would ask for security.capability before every write(2) (a round trip
 	// of its own, as long as the write) to drop set-ID bits and capabilities itself;
