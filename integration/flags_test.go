@@ -2,12 +2,15 @@ package integration
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // catAs runs cat(1) on path as uid/gid 65534 (nobody) and returns stdout, stderr and the error.
@@ -51,6 +54,58 @@ func TestAllowOther(t *testing.T) {
 	}
 	if out, _, err := catAs(t, m.P("private")); err == nil {
 		t.Errorf("with --allow-other, uid 65534 read a 0600 root file: %q", out)
+	}
+}
+
+// TestRootMountPermissions: a root mount without --allow-other leaves default_permissions
+// off (only root gets in, and root passes the kernel's checks; they cost a GETATTR per
+// create and unlink), yet root still sees exec bits: access(X_OK) and exec of a file
+// without one fail, as on a local disk. With --allow-other the kernel checks as usual.
+func TestRootMountPermissions(t *testing.T) {
+	requireMount(t)
+	cfg := newConfig(t)
+	m := StartMount(t, cfg)
+	if opts := mountOptions(cfg.Mountpoint); strings.Contains(opts, "default_permissions") {
+		t.Errorf("a root mount without --allow-other has default_permissions: %q", opts)
+	}
+	script := []byte("#!/bin/sh\necho ran\n")
+	writeFile(t, m.P("plain"), script, 0o644)
+	must(t, os.Chmod(m.P("plain"), 0o644), "chmod plain")
+	writeFile(t, m.P("tool"), script, 0o755)
+	must(t, os.Chmod(m.P("tool"), 0o755), "chmod tool")
+	writeFile(t, m.P("locked"), []byte("x"), 0o000)
+	must(t, os.Chmod(m.P("locked"), 0o000), "chmod locked")
+	must(t, os.Mkdir(m.P("closed"), 0o000), "mkdir closed")
+	must(t, os.Chmod(m.P("closed"), 0o000), "chmod closed")
+	for _, c := range []struct {
+		path string
+		mode uint32
+		want error
+	}{
+		{"plain", unix.X_OK, syscall.EACCES},
+		{"tool", unix.X_OK, nil},
+		{"locked", unix.R_OK | unix.W_OK, nil}, // root
+		{"closed", unix.R_OK | unix.W_OK | unix.X_OK, nil},
+	} {
+		if err := unix.Access(m.P(c.path), c.mode); err != c.want && !errors.Is(err, c.want) {
+			t.Errorf("access(%s, %#o) as root: %v, want %v", c.path, c.mode, err, c.want)
+		}
+	}
+	if out, err := exec.Command(m.P("plain")).CombinedOutput(); err == nil || !errors.Is(err, syscall.EACCES) && !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("exec of a 0644 file as root: %v %q, want permission denied", err, out)
+	}
+	if out, err := exec.Command(m.P("tool")).Output(); err != nil || string(out) != "ran\n" {
+		t.Errorf("exec of a 0755 file as root: %q, %v", out, err)
+	}
+	if got, err := os.ReadFile(m.P("locked")); err != nil || string(got) != "x" {
+		t.Errorf("root reading a 0000 file: %q, %v", got, err)
+	}
+	m.Stop(t)
+
+	cfg.Args = []string{"--allow-other"}
+	StartMount(t, cfg)
+	if opts := mountOptions(cfg.Mountpoint); !strings.Contains(opts, "default_permissions") {
+		t.Errorf("--allow-other without default_permissions: %q", opts)
 	}
 }
 

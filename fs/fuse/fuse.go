@@ -264,6 +264,7 @@ var (
 	_ gofs.NodeListxattrer   = (*node)(nil)
 	_ gofs.NodeRemovexattrer = (*node)(nil)
 	_ gofs.NodeStatfser      = (*node)(nil)
+	_ gofs.NodeAccesser      = (*node)(nil)
 )
 
 func (n *node) ino() uint64 { return n.StableAttr().Ino }
@@ -415,6 +416,25 @@ func lookupErrno(n *node, err error) syscall.Errno {
 		return syscall.ENOENT
 	}
 	return n.errno("lookup", err)
+}
+
+// Access answers access(2) where the kernel leaves it to us: a root mount without
+// default_permissions, where only root gets in (see Mount). Root may read and write
+// anything and enter any directory, but execute only a file with an x bit, as the
+// kernel's own check for root has it; without this, test -x would say yes to any file.
+func (n *node) Access(ctx context.Context, mask uint32) (errno syscall.Errno) {
+	defer n.fsys.rescue(OpAccess, n.fsys.start(), &errno)
+	if mask&unix.X_OK == 0 {
+		return 0
+	}
+	a, err := n.fsys.engine.GetAttr(detach(ctx), n.ino())
+	if err != nil {
+		return n.errno("access", err)
+	}
+	if !a.IsDir() && a.Mode&0o111 == 0 {
+		return syscall.EACCES
+	}
+	return 0
 }
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *gofuse.AttrOut) (errno syscall.Errno) {

@@ -37,6 +37,7 @@ const (
 	OpRemovexattr
 	OpListxattr
 	OpStatfs
+	OpAccess
 	// NumOps is the number of operations: Op values are 0 to NumOps-1.
 	NumOps
 )
@@ -48,7 +49,7 @@ var opNames = [NumOps]string{
 	OpMknod: "mknod", OpSymlink: "symlink", OpReadlink: "readlink", OpLink: "link",
 	OpUnlink: "unlink", OpRmdir: "rmdir", OpRename: "rename", OpGetxattr: "getxattr",
 	OpSetxattr: "setxattr", OpRemovexattr: "removexattr", OpListxattr: "listxattr",
-	OpStatfs: "statfs",
+	OpStatfs: "statfs", OpAccess: "access",
 }
 
 func (o Op) String() string {
