@@ -49,6 +49,47 @@ type openFile struct {
 	// sseC is set for an SSE-C file: the MD5 of its client key, which every open must
 	// present (openObjectLocked); plain opens (FUSE) are refused.
 	sseC *[16]byte
+	// ghost is what the last shrinking truncate cut off, kept until the content next
+	// changes for reads the kernel sized before it learnt of the truncate (ReadAtKernel).
+	ghost *truncGhost
+}
+
+// truncGhost is the content a shrinking truncate cut off a file. The kernel sizes its
+// page cache reads by the size it last heard of, and it hears of a truncate only in the
+// reply to it, after the data is gone: a read it sent meanwhile would be answered short.
+// FUSE takes a short read for the end of the file, but while the truncate is in flight
+// (FUSE_I_SIZE_UNSTABLE) or other attributes arrived since the read was sent, it keeps
+// the old size and still marks the pages it filled with zeros up to date, so readers
+// see zeros that no writer wrote until the truncate's reply is processed. Answering such
+// reads from the content as it was before the truncate is what a local filesystem gives
+// them: the read ordered before the truncate.
+type truncGhost struct {
+	size uint64 // the file's size before the truncate
+	// dirty holds the write-back buffers of the chunks the truncate cut, as they were;
+	// recs the stored records it deleted or shortened, as they were. A chunk in neither
+	// was a hole there, or lies below the cut and is unchanged.
+	dirty map[uint64][]byte
+	recs  map[uint64]*meta.Chunk
+	from  uint64 // the first chunk the truncate cut
+	// drop is the records it deleted: their objects go when the ghost goes.
+	drop []meta.Chunk
+}
+
+// dropGhost forgets what the last truncate cut off: the content changes, so a read the
+// kernel sized before that truncate can no longer be told apart from one sized before
+// this change. The kernel has applied the truncate by then: it holds the inode lock
+// from sending a truncate until it has processed the reply, and every write and
+// truncate through the mount takes that lock. Called with of.mu held.
+func (of *openFile) dropGhost() {
+	g := of.ghost
+	if g == nil {
+		return
+	}
+	of.ghost = nil
+	for _, buf := range g.dirty {
+		of.release(buf)
+	}
+	of.e.discardChunks(g.drop)
 }
 
 // keyCheckInterval is how often an open file re-checks that its key may still be used.
@@ -413,6 +454,20 @@ func (h *Handle) ClearSetID(ctx context.Context) bool {
 // decrypted after it is dropped, so the kernel's parallel readahead requests, and
 // writers, do not queue behind one another's I/O.
 func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	return h.readAt(ctx, p, off, 0)
+}
+
+// ReadAtKernel is ReadAt for a page cache of pages of the given size (the FUSE
+// frontend's kernel). A read that reaches past the page holding the file's end was sized
+// by a size from before a truncate (the cache never asks past the page of the end it
+// knows): it is answered from the content as it was before that truncate, while that is
+// kept (see truncGhost). A read within that page could be either, and gets the content
+// as it is now.
+func (h *Handle) ReadAtKernel(ctx context.Context, p []byte, off int64, page int64) (int, error) {
+	return h.readAt(ctx, p, off, page)
+}
+
+func (h *Handle) readAt(ctx context.Context, p []byte, off int64, page int64) (int, error) {
 	of := h.of
 	of.mu.Lock()
 	locked := true
@@ -428,6 +483,10 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	size := int64(of.inode.Size)
+	if g := of.ghost; g != nil && page > 0 && off+int64(len(p)) > (size+page-1)/page*page {
+		// Rare (a read racing a truncate), so the stored chunks are read under the lock.
+		return of.readGhost(ctx, p, off)
+	}
 	if off >= size {
 		return 0, io.EOF
 	}
@@ -482,6 +541,57 @@ func (h *Handle) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
+// readGhost reads [off, off+len(p)) as the file was before the truncate that left
+// of.ghost, with ReadAt's results. Nothing was written since (a write drops the ghost),
+// so below the cut the content is the current one. Called with of.mu held.
+func (of *openFile) readGhost(ctx context.Context, p []byte, off int64) (int, error) {
+	g := of.ghost
+	if off >= int64(g.size) {
+		return 0, io.EOF
+	}
+	want := len(p)
+	if int64(want) > int64(g.size)-off {
+		p = p[:int64(g.size)-off]
+	}
+	cs := int64(of.cs())
+	for done := 0; done < len(p); {
+		pos := off + int64(done)
+		idx, lo := uint64(pos/cs), pos%cs
+		piece := p[done:min(len(p), done+int(cs-lo))]
+		done += len(piece)
+		if buf, ok := g.dirty[idx]; ok {
+			clear(piece[copy(piece, buf[min(lo, int64(len(buf))):]):])
+			continue
+		}
+		c := g.recs[idx]
+		if c == nil && idx < g.from {
+			if of.readBuffered(idx, piece, lo) {
+				continue
+			}
+			var err error
+			if c, err = of.chunk(idx); err != nil {
+				return 0, err
+			}
+		}
+		valid := 0
+		if c != nil {
+			// Never past the old size: stored bytes there were stale already.
+			plain := min(int64(c.PlainLen), int64(g.size)-int64(idx)*cs)
+			if lo < plain {
+				valid = int(min(int64(len(piece)), plain-lo))
+				if err := of.readStored(ctx, c, piece[:valid], lo); err != nil {
+					return 0, err
+				}
+			}
+		}
+		clear(piece[valid:])
+	}
+	if len(p) < want {
+		return len(p), io.EOF
+	}
+	return len(p), nil
+}
+
 // readBuffered fills p with plaintext [lo, lo+len(p)) of chunk idx when the chunk is in
 // the write-back buffer or being sealed, and reports whether it was.
 func (of *openFile) readBuffered(idx uint64, p []byte, lo int64) bool {
@@ -517,6 +627,9 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	// learns of it at once (and a later flush retries the chunk).
 	if err := of.reap(ctx, false); err != nil {
 		return 0, err
+	}
+	if len(p) > 0 {
+		of.dropGhost()
 	}
 	if end := uint64(off) + uint64(len(p)); end > of.inode.Size {
 		if err := of.trimBeforeGrowing(); err != nil {
@@ -758,6 +871,7 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 	if err := of.settle(ctx); err != nil {
 		return err
 	}
+	of.dropGhost()
 	if size > of.inode.Size {
 		if err := of.trimBeforeGrowing(); err != nil {
 			return err
@@ -766,14 +880,35 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 	cs := of.cs()
 	keep := (size + cs - 1) / cs // chunks [0, keep) survive
 	tail := size - (keep-1)*cs   // plaintext bytes left in chunk keep-1
+	// What is cut off stays readable as it was, for reads the kernel sized before it
+	// hears of this truncate (truncGhost); not for a file so large that its tail goes in
+	// batches, whose reads simply end at the new size as before.
+	var g *truncGhost
+	if size < of.inode.Size && fitsOneTransaction(&meta.Inode{Size: of.inode.Size - min(of.inode.Size, keep*cs), ChunkSize: of.inode.ChunkSize}) {
+		g = &truncGhost{size: of.inode.Size, dirty: map[uint64][]byte{}, recs: map[uint64]*meta.Chunk{}, from: size / cs}
+		of.ghost = g
+	}
 	if size < of.inode.Size {
 		for idx, buf := range of.dirty {
 			switch {
 			case idx >= keep:
-				of.release(buf)
+				if g != nil {
+					g.dirty[idx] = buf
+				} else {
+					of.release(buf)
+				}
 				delete(of.dirty, idx)
-			case idx == keep-1 && uint64(len(buf)) > tail:
-				of.dirty[idx] = buf[:tail]
+			case idx == keep-1 && idx == size/cs:
+				// The chunk the cut goes through: kept whole, cut or not, since its
+				// buffer is newer than its stored record.
+				if g != nil {
+					whole := of.grow(nil, len(buf))
+					copy(whole, buf)
+					g.dirty[idx] = whole
+				}
+				if uint64(len(buf)) > tail {
+					of.dirty[idx] = buf[:tail]
+				}
 			}
 		}
 	}
@@ -781,12 +916,12 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 		return err
 	}
 	var dropped []meta.Chunk
-	var shortened *meta.Chunk
+	var shortened, cut *meta.Chunk
 	of.inode.Size = size
 	touch(&of.inode, now())
 	of.contentChanged = true
 	err := of.e.update(func(tx *meta.Tx) error {
-		dropped, shortened = dropped[:0], nil
+		dropped, shortened, cut = dropped[:0], nil, nil
 		err := tx.Chunks(of.inode.Ino, keep, func(c meta.Chunk) bool {
 			dropped = append(dropped, c)
 			return true
@@ -801,6 +936,10 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 		}
 		if keep > 0 {
 			c, err := tx.Chunk(of.inode.Ino, keep-1)
+			if err == nil {
+				orig := c
+				cut = &orig
+			}
 			if err == nil && uint64(c.PlainLen) > tail {
 				c.PlainLen = uint32(tail)
 				shortened = &c
@@ -814,6 +953,7 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 		return of.putInode(tx)
 	})
 	if err != nil {
+		of.dropGhost() // it would show nothing the store has
 		return fmt.Errorf("truncate inode %d to %d: %w", of.inode.Ino, size, err)
 	}
 	of.changed, of.contentChanged = of.sizeHeldBack, false
@@ -823,7 +963,18 @@ func (h *Handle) Truncate(ctx context.Context, size uint64) error {
 	if shortened != nil && of.chunks != nil {
 		of.chunks[shortened.Index] = shortened
 	}
-	of.e.discardChunks(dropped)
+	if g == nil {
+		of.e.discardChunks(dropped)
+		return nil
+	}
+	// The ghost reads the dropped chunks' objects, so they go with it (dropGhost).
+	g.drop = dropped
+	for i := range dropped {
+		g.recs[dropped[i].Index] = &dropped[i]
+	}
+	if cut != nil && cut.Index == g.from {
+		g.recs[cut.Index] = cut
+	}
 	return nil
 }
 
@@ -885,10 +1036,17 @@ func (h *Handle) Flush(ctx context.Context) error {
 // Fsync stores everything buffered for the file and makes it durable: its chunk
 // objects first, then the metadata that references them.
 func (h *Handle) Fsync(ctx context.Context) error {
-	if err := h.Flush(ctx); err != nil {
+	of := h.of
+	of.mu.Lock()
+	err := of.flushLocked(ctx)
+	// What a truncate cut off goes too, with its objects at this sync: fsync(2) holds the
+	// kernel's inode lock, so the kernel has applied any truncate before it.
+	of.dropGhost()
+	of.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	return h.of.e.syncDurable(ctx)
+	return of.e.syncDurable(ctx)
 }
 
 // Release ends one open. At the last one the file's buffers are flushed, and a file
@@ -909,6 +1067,7 @@ func (h *Handle) Release(ctx context.Context) error {
 		of.release(buf)
 		delete(of.dirty, idx)
 	}
+	of.dropGhost() // no handle is left to read through
 	of.mu.Unlock()
 	return errors.Join(err, e.deleteOrphanLocked(uint64(of.inode.Ino)))
 }
@@ -927,6 +1086,10 @@ func (e *Engine) SyncAll(ctx context.Context) error {
 		if err := of.flushLocked(ctx); err != nil {
 			errs = append(errs, err)
 		}
+		// What truncates cut off goes too, so that no object outlives the process
+		// unreferenced (at unmount); a read racing both a truncate and a syncfs would
+		// end at the new size, as all did before ghosts.
+		of.dropGhost()
 		of.mu.Unlock()
 	}
 	errs = append(errs, e.syncDurable(ctx))

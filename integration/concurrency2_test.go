@@ -231,7 +231,7 @@ func TestConcurrentCrossViewWriters(t *testing.T) {
 				n := name(r.IntN(nNames))
 				id := uint64(w+1)<<32 | uint64(i+1)
 				kinds := 4
-				if inPlace(n) && knownBugs {
+				if inPlace(n) {
 					kinds = 5
 				}
 				kind := r.IntN(kinds)

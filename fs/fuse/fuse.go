@@ -70,7 +70,7 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 	// replaces the kernel's negative entry itself, and one through S3 drops it
 	// (invalidate). Without it, every create costs one more LOOKUP round trip.
 	negative := timeout
-	fsys := &filesystem{engine: engine, log: opts.Logger, nodes: make(map[uint64]*node), obs: opts.Observer}
+	fsys := &filesystem{engine: engine, log: opts.Logger, nodes: make(map[uint64]*node), obs: opts.Observer, writeback: opts.WritebackCache}
 	root := &node{fsys: fsys}
 	source := opts.Source
 	if source == "" {
@@ -184,6 +184,9 @@ type filesystem struct {
 	engine *fs.Engine
 	log    *slog.Logger
 	obs    Observer // nil: none
+	// writeback: the kernel caches writes (Options.WritebackCache), so it knows of sizes
+	// ssefs has not heard of yet, and reads past ssefs' end of a file are its own.
+	writeback bool
 
 	// nodes are the inodes the kernel references now: the ones whose caches may need
 	// dropping when another frontend changes them.
@@ -494,6 +497,9 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *gofuse.SetAtt
 // handle is an open regular file.
 type handle struct {
 	h *fs.Handle
+	// direct: opened with O_DIRECT, whose reads bypass the page cache and may ask past
+	// the end of the file (see Read).
+	direct bool
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
@@ -509,8 +515,12 @@ func (n *node) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uin
 			return nil, 0, n.errno("open", err)
 		}
 	}
-	return &handle{h: h}, keepCache, 0
+	return &handle{h: h, direct: flags&syscall.O_DIRECT != 0}, keepCache, 0
 }
+
+// pageSize is the kernel's page size: its page cache never asks past the page that holds
+// the end of the file as it knows it.
+var pageSize = int64(os.Getpagesize())
 
 // keepCache keeps the kernel's cached pages of a file across opens. They stay right:
 // changes made through this mount went through them, and a change made through S3
@@ -532,7 +542,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		}
 		a = h.Attr()
 	}
-	return n.child(ctx, a, out), &handle{h: h}, keepCache, 0
+	return n.child(ctx, a, out), &handle{h: h, direct: flags&syscall.O_DIRECT != 0}, keepCache, 0
 }
 
 func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (_ gofuse.ReadResult, errno syscall.Errno) {
@@ -542,7 +552,18 @@ func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 	if !ok {
 		return nil, syscall.EBADF
 	}
-	k, err := h.h.ReadAt(ctx, dest, off)
+	// The kernel takes a short answer for the end of the file, and while a truncate is
+	// in flight it zero-fills the rest of the pages it asked for and keeps them, at its
+	// old size: a read it sized before the truncate must get the content from before it.
+	// A direct read is no page cache's: its length is the caller's. Nor does a read past
+	// ssefs' end tell a truncate from a write the kernel still caches (writeback).
+	var k int
+	var err error
+	if h.direct || n.fsys.writeback {
+		k, err = h.h.ReadAt(ctx, dest, off)
+	} else {
+		k, err = h.h.ReadAtKernel(ctx, dest, off, pageSize)
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.errno("read", err)
 	}
