@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"sync"
 	"syscall"
 	"time"
@@ -501,11 +502,8 @@ func (h *Handle) readAt(ctx context.Context, p []byte, off int64, page int64) (i
 	}
 	var stored []storedPiece
 	cs := int64(of.cs())
-	for done := 0; done < len(p); {
-		pos := off + int64(done)
-		idx, lo := uint64(pos/cs), pos%cs
-		piece := p[done:min(len(p), done+int(cs-lo))]
-		done += len(piece)
+	for pc := range chunkPieces(p, off, cs) {
+		idx, lo, piece := pc.idx, pc.lo, pc.buf
 		if of.readBuffered(idx, piece, lo) {
 			continue
 		}
@@ -541,6 +539,30 @@ func (h *Handle) readAt(ctx context.Context, p []byte, off int64, page int64) (i
 	return len(p), nil
 }
 
+// chunkPiece is the part of a buffer, read or written at some file offset, that lies in
+// one chunk.
+type chunkPiece struct {
+	idx uint64 // the chunk
+	lo  int64  // where in the chunk the piece starts
+	at  int    // where in the buffer it starts
+	buf []byte
+}
+
+// chunkPieces cuts p, at file offset off, where chunks of cs bytes begin.
+func chunkPieces(p []byte, off, cs int64) iter.Seq[chunkPiece] {
+	return func(yield func(chunkPiece) bool) {
+		for at := 0; at < len(p); {
+			pos := off + int64(at)
+			idx, lo := uint64(pos/cs), pos%cs
+			piece := p[at:min(len(p), at+int(cs-lo))]
+			if !yield(chunkPiece{idx: idx, lo: lo, at: at, buf: piece}) {
+				return
+			}
+			at += len(piece)
+		}
+	}
+}
+
 // readGhost reads [off, off+len(p)) as the file was before the truncate that left
 // of.ghost, with ReadAt's results. Nothing was written since (a write drops the ghost),
 // so below the cut the content is the current one. Called with of.mu held.
@@ -554,11 +576,8 @@ func (of *openFile) readGhost(ctx context.Context, p []byte, off int64) (int, er
 		p = p[:int64(g.size)-off]
 	}
 	cs := int64(of.cs())
-	for done := 0; done < len(p); {
-		pos := off + int64(done)
-		idx, lo := uint64(pos/cs), pos%cs
-		piece := p[done:min(len(p), done+int(cs-lo))]
-		done += len(piece)
+	for pc := range chunkPieces(p, off, cs) {
+		idx, lo, piece := pc.idx, pc.lo, pc.buf
 		if buf, ok := g.dirty[idx]; ok {
 			clear(piece[copy(piece, buf[min(lo, int64(len(buf))):]):])
 			continue
@@ -638,19 +657,16 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 	}
 	cs := int64(of.cs())
 	var full []uint64
-	for done := 0; done < len(p); {
-		pos := off + int64(done)
-		idx, lo := uint64(pos/cs), pos%cs
-		n := min(len(p)-done, int(cs-lo))
-		buf, err := of.buffer(ctx, idx, lo == 0 && int64(n) == cs, int(lo)+n)
+	for pc := range chunkPieces(p, off, cs) {
+		n := len(pc.buf)
+		buf, err := of.buffer(ctx, pc.idx, pc.lo == 0 && int64(n) == cs, int(pc.lo)+n)
 		if err != nil {
-			return done, err
+			return pc.at, err
 		}
-		copy(buf[lo:], p[done:done+n])
-		if int64(len(buf)) == cs && lo+int64(n) == cs {
-			full = append(full, idx)
+		copy(buf[pc.lo:], pc.buf)
+		if int64(len(buf)) == cs && pc.lo+int64(n) == cs {
+			full = append(full, pc.idx)
 		}
-		done += n
 	}
 	if end := uint64(off) + uint64(len(p)); end > of.inode.Size {
 		of.inode.Size = end

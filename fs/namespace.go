@@ -85,17 +85,22 @@ func (e *Engine) lookup(parent Ino, name string, ref bool) (Attr, error) {
 	if err != nil {
 		return Attr{}, classify(fmt.Errorf("lookup %q in %d: %w", name, parent, err))
 	}
-	a := attrOf(&in)
-	if of := e.files[uint64(in.Ino)]; of != nil {
-		// An open file's view is the authority on size and times (see GetAttr).
+	return e.foundLocked(attrOf(&in), ref), nil
+}
+
+// foundLocked finishes a lookup under nsMu: an open file's view is the authority on size
+// and times (see GetAttr), and a frontend that keeps what it found takes its kernel
+// reference in the same hold of the lock.
+func (e *Engine) foundLocked(a Attr, ref bool) Attr {
+	if of := e.files[a.Ino]; of != nil {
 		of.mu.Lock()
 		a = attrOf(&of.inode)
 		of.mu.Unlock()
 	}
 	if ref {
-		e.kernelRefs[uint64(in.Ino)]++
+		e.kernelRefs[a.Ino]++
 	}
-	return a, nil
+	return a
 }
 
 // Lookups holds what LookupMany read: several names of one directory with their
@@ -156,15 +161,7 @@ func (l *Lookups) Take(i int) (a Attr, err error, ok bool) {
 	if l.errs[i] != nil {
 		return Attr{}, l.errs[i], true
 	}
-	a = l.attrs[i]
-	if of := e.files[a.Ino]; of != nil {
-		// An open file's view is the authority on size and times (see GetAttr).
-		of.mu.Lock()
-		a = attrOf(&of.inode)
-		of.mu.Unlock()
-	}
-	e.kernelRefs[a.Ino]++
-	return a, nil, true
+	return e.foundLocked(l.attrs[i], true), nil, true
 }
 
 // dirInode loads a directory that is to gain or lose an entry.

@@ -47,7 +47,7 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 	return &dirHandle{n: n}, 0, 0
 }
 
-// list reads the directory on first use, through the node's Readdir. Entry offsets are
+// list reads the directory on first use (readdirEntries). Entry offsets are
 // their positions plus one, so that Seekdir can find them again.
 func (d *dirHandle) list(ctx context.Context) syscall.Errno {
 	if d.listed {

@@ -253,7 +253,6 @@ var (
 	_ gofs.NodeFsyncer       = (*node)(nil)
 	_ gofs.NodeReleaser      = (*node)(nil)
 	_ gofs.NodeAllocater     = (*node)(nil)
-	_ gofs.NodeReaddirer     = (*node)(nil)
 	_ gofs.NodeMkdirer       = (*node)(nil)
 	_ gofs.NodeMknoder       = (*node)(nil)
 	_ gofs.NodeSymlinker     = (*node)(nil)
@@ -645,16 +644,8 @@ func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size
 	return 0
 }
 
-func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	list, errno := n.readdirEntries(ctx)
-	if errno != 0 {
-		return nil, errno
-	}
-	return gofs.NewListDirStream(list), 0
-}
-
-// readdirEntries lists the directory, "." and ".." first. An open directory (dirHandle)
-// lists through it.
+// readdirEntries lists the directory, "." and ".." first, for an open directory
+// (dirHandle: go-fuse asks OpendirHandle, never a NodeReaddirer, when a node has it).
 func (n *node) readdirEntries(ctx context.Context) (_ []gofuse.DirEntry, errno syscall.Errno) {
 	defer n.fsys.rescue(OpReaddir, n.fsys.start(), &errno)
 	ctx = detach(ctx)
