@@ -19,6 +19,10 @@ const (
 	dareOverhead = 32
 )
 
+// PackageSize is the plaintext one DARE package holds: a read authenticates and decrypts
+// whole packages.
+const PackageSize = darePayload
+
 // cipherSuite is fixed per process from the CPU: AES-GCM where AES-NI makes it fast,
 // ChaCha20-Poly1305 elsewhere. Decryption accepts both, so data moves between hosts.
 var cipherSuite, cipherName = func() (byte, string) {

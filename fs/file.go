@@ -468,6 +468,23 @@ func (h *Handle) ReadAtKernel(ctx context.Context, p []byte, off int64, page int
 	return h.readAt(ctx, p, off, page)
 }
 
+// PackageSpan returns the stretch of the file, as it is now, that the DARE package
+// holding off covers: a read of any byte of it authenticates and decrypts all of it,
+// and a small read keeps it in the read cache (see readStored). Empty past the end.
+func (h *Handle) PackageSpan(off int64) (lo, hi int64) {
+	of := h.of
+	of.mu.Lock()
+	defer of.mu.Unlock()
+	size := int64(of.inode.Size)
+	if off < 0 || off >= size {
+		return off, off
+	}
+	cs := int64(of.cs())
+	chunkLo := off - off%cs
+	lo = chunkLo + (off-chunkLo)/darePayload*darePayload
+	return lo, min(lo+darePayload, chunkLo+cs, size)
+}
+
 func (h *Handle) readAt(ctx context.Context, p []byte, off int64, page int64) (int, error) {
 	of := h.of
 	of.mu.Lock()

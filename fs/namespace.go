@@ -935,12 +935,16 @@ func (e *Engine) SetAttr(ctx context.Context, ino Ino, in SetAttrIn) (Attr, erro
 		// The open file's view is the authority on size and times; route the change
 		// through it so a later flush does not undo it.
 		of.mu.Lock()
-		defer of.mu.Unlock()
 		applyAttr(&of.inode, in)
-		if err := of.commitInodeLocked(); err != nil {
+		err := of.commitInodeLocked()
+		a := attrOf(&of.inode)
+		of.mu.Unlock()
+		if err != nil {
 			return Attr{}, err
 		}
-		return attrOf(&of.inode), nil
+		// Open or not, other frontends' caches must hear of it.
+		e.publish(ctx, Change{Ino: ino})
+		return a, nil
 	}
 	var out meta.Inode
 	err := e.update(func(tx *meta.Tx) (err error) {

@@ -54,6 +54,11 @@ type Options struct {
 	// the data directory, so that 'mount -a' finds an fstab entry already mounted and
 	// 'ssefs umount' finds the process serving it. Empty: "ssefs".
 	Source string
+
+	// Hooks for tests of page fills (fill.go): filled is told what each fill stored,
+	// fillRead is called between reading a fill's content and storing it.
+	filled   func(ino uint64, stored int)
+	fillRead func()
 }
 
 // Mount mounts the engine at mountpoint and serves it until Unmount. It returns once
@@ -71,6 +76,9 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 	// (invalidate). Without it, every create costs one more LOOKUP round trip.
 	negative := timeout
 	fsys := &filesystem{engine: engine, log: opts.Logger, nodes: make(map[uint64]*node), obs: opts.Observer, writeback: opts.WritebackCache}
+	if !opts.WritebackCache {
+		fsys.filler = &filler{jobs: make(chan fillJob, fillQueue), buf: make([]byte, fillSpan), done: opts.filled, read: opts.fillRead}
+	}
 	root := &node{fsys: fsys}
 	source := opts.Source
 	if source == "" {
@@ -124,7 +132,11 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 	fsys.register(root)
 	watch := engine.Watch()
 	go fsys.invalidate(watch)
-	go func() { server.Wait(); watch.Close() }()
+	stopFills := make(chan struct{})
+	if fsys.filler != nil {
+		go fsys.filler.run(stopFills)
+	}
+	go func() { server.Wait(); watch.Close(); close(stopFills) }()
 	if opts.ReadAheadKB > 0 {
 		if err := setReadAhead(mountpoint, opts.ReadAheadKB); err != nil {
 			opts.Logger.Info("kernel readahead left as it is", "err", err)
@@ -165,6 +177,7 @@ func (fsys *filesystem) invalidate(w *fs.Watcher) {
 				}
 			}
 			if n := fsys.node(c.Ino); n != nil {
+				n.changedElsewhere()
 				// Offset 0, length 0: attributes and every cached page of the file.
 				n.NotifyContent(0, 0)
 			}
@@ -187,6 +200,7 @@ type filesystem struct {
 	// writeback: the kernel caches writes (Options.WritebackCache), so it knows of sizes
 	// ssefs has not heard of yet, and reads past ssefs' end of a file are its own.
 	writeback bool
+	filler    *filler // nil: no page fills (see fill.go)
 
 	// nodes are the inodes the kernel references now: the ones whose caches may need
 	// dropping when another frontend changes them.
@@ -199,6 +213,7 @@ type node struct {
 	gofs.Inode
 	fsys      *filesystem
 	forgotten atomic.Bool
+	fillState
 }
 
 // register records n as the node the kernel knows for its inode. It also tells the
@@ -485,6 +500,18 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *gofuse.SetAtt
 			set.Size = &sz
 		}
 	}
+	if set.Size != nil {
+		var a fs.Attr
+		err := n.changingContent(func() (err error) {
+			a, err = n.fsys.engine.SetAttr(ctx, n.ino(), set)
+			return err
+		})
+		if err != nil {
+			return n.errno("setattr", err)
+		}
+		fillAttr(a, &out.Attr)
+		return 0
+	}
 	a, err := n.fsys.engine.SetAttr(ctx, n.ino(), set)
 	if err != nil {
 		return n.errno("setattr", err)
@@ -499,6 +526,20 @@ type handle struct {
 	// direct: opened with O_DIRECT, whose reads bypass the page cache and may ask past
 	// the end of the file (see Read).
 	direct bool
+	// writable: opened for writing, so counted in its node's writers (fill.go).
+	writable bool
+	// fills counts the page fills queued with this handle, which Release waits for.
+	fills sync.WaitGroup
+}
+
+// newHandle wraps an engine handle opened with flags, counting it as a writer on n if it
+// is one.
+func (n *node) newHandle(h *fs.Handle, flags uint32) *handle {
+	fh := &handle{h: h, direct: flags&syscall.O_DIRECT != 0, writable: flags&syscall.O_ACCMODE != syscall.O_RDONLY}
+	if fh.writable {
+		n.openedWriter()
+	}
+	return fh
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
@@ -508,13 +549,14 @@ func (n *node) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uin
 	if err != nil {
 		return nil, 0, n.errno("open", err)
 	}
-	if flags&syscall.O_TRUNC != 0 && flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+	fh := n.newHandle(h, flags)
+	if flags&syscall.O_TRUNC != 0 && fh.writable {
 		if err := h.Truncate(ctx, 0); err != nil {
-			h.Release(ctx)
+			n.releaseHandle(ctx, fh)
 			return nil, 0, n.errno("open", err)
 		}
 	}
-	return &handle{h: h, direct: flags&syscall.O_DIRECT != 0}, keepCache, 0
+	return fh, keepCache, 0
 }
 
 // pageSize is the kernel's page size: its page cache never asks past the page that holds
@@ -535,13 +577,20 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, n.errno("create", err)
 	}
 	if flags&syscall.O_TRUNC != 0 && a.Size > 0 {
-		if err := h.Truncate(ctx, 0); err != nil {
+		truncate := func() error { return h.Truncate(ctx, 0) }
+		if known := n.fsys.node(a.Ino); known != nil {
+			err = known.changingContent(truncate)
+		} else {
+			err = truncate()
+		}
+		if err != nil {
 			h.Release(ctx)
 			return nil, nil, 0, n.errno("create", err)
 		}
 		a = h.Attr()
 	}
-	return n.child(ctx, a, out), &handle{h: h, direct: flags&syscall.O_DIRECT != 0}, keepCache, 0
+	child := n.child(ctx, a, out)
+	return child, child.Operations().(*node).newHandle(h, flags), keepCache, 0
 }
 
 func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (_ gofuse.ReadResult, errno syscall.Errno) {
@@ -558,6 +607,7 @@ func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 	// ssefs' end tell a truncate from a write the kernel still caches (writeback).
 	var k int
 	var err error
+	gen := n.fillGen.Load()
 	if h.direct || n.fsys.writeback {
 		k, err = h.h.ReadAt(ctx, dest, off)
 	} else {
@@ -565,6 +615,9 @@ func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, n.errno("read", err)
+	}
+	if k > 0 && n.fsys.filler.wants(h, len(dest)) {
+		n.fsys.filler.queue(fillJob{n: n, h: h, gen: gen, off: off, len: int64(k)})
 	}
 	return gofuse.ReadResultData(dest[:k]), 0
 }
@@ -617,12 +670,22 @@ func (n *node) Release(ctx context.Context, f gofs.FileHandle) (errno syscall.Er
 	defer n.fsys.rescue(OpRelease, n.fsys.start(), &errno)
 	ctx = detach(ctx)
 	if h, ok := f.(*handle); ok {
-		if err := h.h.Release(ctx); err != nil {
+		if err := n.releaseHandle(ctx, h); err != nil {
 			// close(2) has already returned; the error can only be logged.
 			n.fsys.log.Error("release failed", "ino", n.ino(), "err", err)
 		}
 	}
 	return 0
+}
+
+// releaseHandle closes h once the fills using it are done.
+func (n *node) releaseHandle(ctx context.Context, h *handle) error {
+	h.fills.Wait()
+	err := h.h.Release(ctx)
+	if h.writable {
+		n.closedWriter()
+	}
+	return err
 }
 
 // Allocate supports posix_fallocate's plain reservation by extending the size; holes

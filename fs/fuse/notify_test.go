@@ -26,6 +26,12 @@ import (
 // test, so only invalidation can make another frontend's changes visible.
 func mountEngine(t *testing.T) (*ssefs.Engine, string) {
 	t.Helper()
+	return mountEngineWith(t, Options{})
+}
+
+// mountEngineWith is mountEngine with opts (Timeout is set here).
+func mountEngineWith(t *testing.T, opts Options) (*ssefs.Engine, string) {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("no FUSE here (%v): the mount tests need /dev/fuse", err)
 	}
@@ -52,7 +58,8 @@ func mountEngine(t *testing.T) (*ssefs.Engine, string) {
 	if err := os.Mkdir(mp, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	server, err := Mount(mp, e, Options{Timeout: time.Hour})
+	opts.Timeout = time.Hour
+	server, err := Mount(mp, e, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
