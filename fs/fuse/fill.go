@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ssefs/ssefs/fs"
 )
@@ -21,17 +20,16 @@ import (
 //
 // A stored page must never be older than the file: the kernel takes what it is given
 // as current. So a fill reads the content when it runs, not when its READ was answered,
-// and it runs only while nothing can change the file's bytes behind it:
+// under its node's fillMu, and every change of the file's bytes is ordered after it:
 //   - while a handle of this mount is open for writing, nothing is stored. Writes reach
 //     the file only through such handles (write, ftruncate, fallocate, mmap), and
-//     opening one waits for a fill in progress (node.fillMu);
-//   - a truncate by path holds fillMu while the engine applies it and bumps
-//     node.fillGen, so fills queued before it are skipped, and none stores what was
-//     past the new end after the kernel has cut its cache there;
+//     opening one waits for a fill in progress;
+//   - a truncate by path holds fillMu while the engine applies it: a fill that read
+//     before it must not store what was past the new end once the kernel has cut its
+//     cache there, which it does when the truncate is answered;
 //   - a change made through another frontend (only a truncate changes a file in
-//     place; S3 replaces objects by new inodes) bumps it too, before its invalidation
-//     reaches the kernel and after the fill in progress is done: what that fill stored
-//     is then dropped with the rest.
+//     place; S3 replaces objects by new inodes) waits for the fill in progress before
+//     its invalidation reaches the kernel, which then drops what that fill stored.
 //
 // With --writeback-cache the kernel holds written pages ssefs has not seen, which a fill
 // would overwrite, so there are none there; nor for O_DIRECT handles, which bypass the
@@ -45,9 +43,8 @@ import (
 const fillQueue = 64
 
 type fillJob struct {
-	n   *node
-	h   *handle
-	gen uint64 // n.fillGen when the READ began
+	n *node
+	h *handle
 	// off, len: what the READ answered, which the kernel fills itself.
 	off, len int64
 }
@@ -55,26 +52,22 @@ type fillJob struct {
 // fillState is a node's part: see the comment at the top of this file.
 type fillState struct {
 	fillMu  sync.Mutex
-	writers int           // handles of this mount open for writing; under fillMu
-	fillGen atomic.Uint64 // bumped under fillMu
+	writers int // handles of this mount open for writing; under fillMu
 }
 
-// changedElsewhere skips the fills queued so far, once the one in progress is done:
-// another frontend changed the file, and the kernel is about to drop what it cached.
+// changedElsewhere waits for the fill in progress: another frontend changed the file,
+// and the kernel is about to drop what it cached, which must include what that fill
+// stored.
 func (n *node) changedElsewhere() {
 	n.fillMu.Lock()
-	n.fillGen.Add(1)
 	n.fillMu.Unlock()
 }
 
 // changingContent runs change, which alters the file's bytes without a writable handle
-// of this mount (a truncate by path), while no fill runs: a fill must not store what was
-// past the new end once the kernel has cut its cache there, which it does when the
-// change is answered. Fills queued before it are skipped.
+// of this mount (a truncate by path), while no fill runs.
 func (n *node) changingContent(change func() error) error {
 	n.fillMu.Lock()
 	defer n.fillMu.Unlock()
-	n.fillGen.Add(1)
 	return change()
 }
 
@@ -82,7 +75,6 @@ func (n *node) changingContent(change func() error) error {
 func (n *node) openedWriter() {
 	n.fillMu.Lock()
 	n.writers++
-	n.fillGen.Add(1)
 	n.fillMu.Unlock()
 }
 
@@ -147,7 +139,7 @@ func (f *filler) fill(j fillJob) int {
 	n := j.n
 	n.fillMu.Lock()
 	defer n.fillMu.Unlock()
-	if n.writers > 0 || n.fillGen.Load() != j.gen {
+	if n.writers > 0 {
 		return 0
 	}
 	lo, hi := j.h.h.PackageSpan(j.off)

@@ -309,3 +309,52 @@ func TestChangeFromOutsideReachesFilledFile(t *testing.T) {
 	preadAll(t, fd, page, pkg+4096)
 	waitFill(int(pkg) - 4096)
 }
+
+// A truncate by path waits for a fill that read the content before it: stored after the
+// kernel has cut its cache at the new end, that content would reappear past it.
+func TestTruncateWaitsForTheFillInProgress(t *testing.T) {
+	var gated atomic.Bool
+	gated.Store(true)
+	read, release := make(chan struct{}), make(chan struct{})
+	fillRead := func() {
+		if gated.Load() {
+			read <- struct{}{}
+			<-release
+		}
+	}
+	fills := make(chan int, 8)
+	_, mp := mountEngineWith(t, Options{fillRead: fillRead, filled: func(_ uint64, n int) { fills <- n }})
+	dir := filepath.Join(mp, "bkt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 4*ssefs.PackageSize)
+	rand.Read(want)
+	path := filepath.Join(dir, "f")
+	if err := os.WriteFile(path, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fd := openRandom(t, path)
+	openGate := sync.OnceFunc(func() { gated.Store(false); close(release) })
+	defer openGate() // also when failing: the unmount waits for the fill
+	preadAll(t, fd, make([]byte, 4096), 8192)
+	<-read // the fill holds the package as it was, not stored yet
+
+	truncated := make(chan error, 1)
+	go func() { truncated <- os.Truncate(path, 1000) }()
+	// Nothing marks "still waiting"; a truncate that does not wait is done well within this.
+	select {
+	case err := <-truncated:
+		t.Fatalf("the truncate (%v) finished while a fill held content from before it", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	openGate()
+	if err := <-truncated; err != nil {
+		t.Fatal(err)
+	}
+	<-fills
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, want[:1000]) {
+		t.Fatalf("after the truncate the file reads as %d bytes (%v), want the first 1000 written", len(got), err)
+	}
+}

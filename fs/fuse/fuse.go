@@ -607,7 +607,6 @@ func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 	// ssefs' end tell a truncate from a write the kernel still caches (writeback).
 	var k int
 	var err error
-	gen := n.fillGen.Load()
 	if h.direct || n.fsys.writeback {
 		k, err = h.h.ReadAt(ctx, dest, off)
 	} else {
@@ -617,7 +616,7 @@ func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 		return nil, n.errno("read", err)
 	}
 	if k > 0 && n.fsys.filler.wants(h, len(dest)) {
-		n.fsys.filler.queue(fillJob{n: n, h: h, gen: gen, off: off, len: int64(k)})
+		n.fsys.filler.queue(fillJob{n: n, h: h, off: off, len: int64(k)})
 	}
 	return gofuse.ReadResultData(dest[:k]), 0
 }
