@@ -118,23 +118,43 @@ type Lookups struct {
 func (e *Engine) LookupMany(ctx context.Context, dir Ino, names []string) *Lookups {
 	l := &Lookups{e: e, attrs: make([]Attr, len(names)), errs: make([]error, len(names)), drops: e.drops.Load()}
 	err := e.view(func(tx *meta.Tx) error {
+		// The names, then their inodes, each in one pass over the store (meta.LookupMany,
+		// InodesMany): a listing's names, and their inodes when the files were made one
+		// after another, are neighbours there.
+		var which []int // indices of the valid names
+		var valid []string
 		for i, name := range names {
 			if err := validName(name); err != nil {
 				l.errs[i] = err
 				continue
 			}
-			ent, err := tx.Lookup(meta.Ino(dir), name)
-			var in meta.Inode
-			if err == nil {
-				in, err = tx.Inode(ent.Ino)
+			which, valid = append(which, i), append(valid, name)
+		}
+		ents, errs, err := tx.LookupMany(meta.Ino(dir), valid)
+		if err != nil {
+			return err
+		}
+		var found []int // indices into valid of the names found
+		var inos []meta.Ino
+		for k := range valid {
+			if errs[k] == nil {
+				found, inos = append(found, k), append(inos, ents[k].Ino)
 			}
-			switch {
-			case err == nil:
-				l.attrs[i] = attrOf(&in)
-			case errors.Is(err, meta.ErrNotFound):
-				l.errs[i] = classify(fmt.Errorf("lookup %q in %d: %w", name, dir, err))
-			default:
-				return err
+		}
+		ins, inErrs, err := tx.InodesMany(inos)
+		if err != nil {
+			return err
+		}
+		for j, k := range found {
+			errs[k] = inErrs[j]
+			if errs[k] == nil {
+				l.attrs[which[k]] = attrOf(&ins[j])
+			}
+		}
+		for k, err := range errs {
+			if err != nil {
+				// Only a missing name or inode comes here: read errors ended the view.
+				l.errs[which[k]] = classify(fmt.Errorf("lookup %q in %d: %w", valid[k], dir, err))
 			}
 		}
 		return nil
