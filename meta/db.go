@@ -107,6 +107,7 @@ func Open(dir string, encryptionKey []byte, opts Options) (*DB, error) {
 		space.close()
 		return nil, fmt.Errorf("meta: open %s: %w", dir, err)
 	}
+	db.initXattrsRecord()
 	if opts.ReadOnly {
 		close(db.gcDone)
 	} else {

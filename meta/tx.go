@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -138,14 +139,26 @@ func (tx *Tx) PutInode(in *Inode) error {
 
 // DeleteInode removes the inode and everything keyed by it, and returns the chunks it
 // removed so the caller can delete their objects once this commit is durable.
+//
+// It writes a deletion only for records that may exist: each one it writes is an
+// (encrypted) entry in Badger's log and memtable, and a tombstone in its tables until a
+// compaction drops it. A symlink target belongs only to a symlink and a bucket config only
+// to a directory; the orphan and S3 object records are looked up (a cheap miss, found
+// in the memtable or ruled out by the tables' bloom filters); xattrs are scanned for only
+// when the store may hold any (xattrsKey).
 func (tx *Tx) DeleteInode(ino Ino) ([]Chunk, error) {
 	tx.freeing()
-	if _, err := tx.txn.Get(inodeKey(ino)); err != nil {
+	v, err := tx.get(inodeKey(ino))
+	if err != nil {
 		return nil, notFound(err, "delete inode %d", ino)
+	}
+	typ := uint32(0) // file type; 0 = unknown: every kind of record may exist
+	if in, err := decodeInode(ino, v); err == nil {
+		typ = in.Mode & syscall.S_IFMT
 	}
 	var chunks []Chunk
 	var keys [][]byte
-	err := tx.scan(chunkPrefix(ino), nil, false, func(k, v []byte) (bool, error) {
+	err = tx.scan(chunkPrefix(ino), nil, false, func(k, v []byte) (bool, error) {
 		_, idx, err := decodeChunkKey(k)
 		if err != nil {
 			return false, err
@@ -161,14 +174,34 @@ func (tx *Tx) DeleteInode(ino Ino) ([]Chunk, error) {
 	if err != nil {
 		return nil, wrap(err, "delete inode %d: chunks", ino)
 	}
-	err = tx.scan(xattrPrefix(ino), nil, true, func(k, _ []byte) (bool, error) {
-		keys = append(keys, k)
-		return true, nil
-	})
+	xattrs, err := tx.mayHoldXattrs()
 	if err != nil {
 		return nil, wrap(err, "delete inode %d: xattrs", ino)
 	}
-	keys = append(keys, sealedKeyKey(ino), symlinkKey(ino), bucketKey(ino), orphanKey(ino), objectKey(ino), inodeKey(ino))
+	if xattrs {
+		err = tx.scan(xattrPrefix(ino), nil, true, func(k, _ []byte) (bool, error) {
+			keys = append(keys, k)
+			return true, nil
+		})
+		if err != nil {
+			return nil, wrap(err, "delete inode %d: xattrs", ino)
+		}
+	}
+	keys = append(keys, sealedKeyKey(ino), inodeKey(ino))
+	if typ == 0 || typ == syscall.S_IFLNK {
+		keys = append(keys, symlinkKey(ino))
+	}
+	if typ == 0 || typ == syscall.S_IFDIR {
+		keys = append(keys, bucketKey(ino))
+	}
+	for _, k := range [][]byte{orphanKey(ino), objectKey(ino)} {
+		if _, err := tx.txn.Get(k); errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		} else if err != nil {
+			return nil, wrap(err, "delete inode %d", ino)
+		}
+		keys = append(keys, k)
+	}
 	for _, k := range keys {
 		if err := tx.del(k); err != nil {
 			return nil, wrap(err, "delete inode %d", ino)
@@ -296,6 +329,9 @@ func (tx *Tx) Xattr(ino Ino, name string) ([]byte, error) {
 func (tx *Tx) SetXattr(ino Ino, name string, value []byte) error {
 	if name == "" {
 		return fmt.Errorf("meta: set xattr on inode %d: empty name", ino)
+	}
+	if err := tx.noteXattr(); err != nil {
+		return wrap(err, "set inode %d xattr %q", ino, name)
 	}
 	return wrap(tx.set(xattrKey(ino, name), encodeBlob(value)), "set inode %d xattr %q", ino, name)
 }
