@@ -11,6 +11,8 @@ import (
 type subscription struct {
 	ch      chan Change
 	watcher bool
+	// except: changes whose Origin is this are not sent (WatchExcept); "" = none.
+	except string
 	// Guarded by Engine.subsMu:
 	sent   uint64 // Seq of the last change put into ch
 	done   uint64 // Seq of the last change the watcher acted on
@@ -21,7 +23,7 @@ type subscription struct {
 // function that ends the subscription (and closes the channel). A slow subscriber misses
 // changes rather than blocking the engine, so it must rely on timeouts as a fallback.
 func (e *Engine) Subscribe() (<-chan Change, func()) {
-	s := e.subscribe(false)
+	s := e.subscribe(false, "")
 	return s.ch, func() { e.unsubscribe(s) }
 }
 
@@ -35,8 +37,14 @@ type Watcher struct {
 }
 
 // Watch returns a Watcher. Its changes must be marked Done in order (skipped ones too).
-func (e *Engine) Watch() *Watcher {
-	s := e.subscribe(true)
+func (e *Engine) Watch() *Watcher { return e.WatchExcept("") }
+
+// WatchExcept is Watch for a frontend that has no use for the changes it made itself
+// (Change.Origin == origin): they are not sent to it at all, so Settle never waits for
+// them. Handing each of them over woke the watcher's goroutine once per operation (a
+// thread wakeup on the FUSE hot path: unlink, create, rename) only for it to skip it.
+func (e *Engine) WatchExcept(origin string) *Watcher {
+	s := e.subscribe(true, origin)
 	return &Watcher{C: s.ch, e: e, s: s}
 }
 
@@ -53,8 +61,8 @@ func (w *Watcher) Done(c Change) {
 // Close ends the watch and closes C; Settle no longer waits for it.
 func (w *Watcher) Close() { w.e.unsubscribe(w.s) }
 
-func (e *Engine) subscribe(watcher bool) *subscription {
-	s := &subscription{ch: make(chan Change, 1024), watcher: watcher}
+func (e *Engine) subscribe(watcher bool, except string) *subscription {
+	s := &subscription{ch: make(chan Change, 1024), watcher: watcher, except: except}
 	e.subsMu.Lock()
 	defer e.subsMu.Unlock()
 	s.sent, s.done = e.seq, e.seq
@@ -83,6 +91,9 @@ func (e *Engine) publish(ctx context.Context, c Change) {
 	e.seq++
 	c.Seq = e.seq
 	for _, s := range e.subs {
+		if s.except != "" && c.Origin == s.except {
+			continue
+		}
 		select {
 		case s.ch <- c:
 			s.sent = c.Seq

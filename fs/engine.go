@@ -109,6 +109,11 @@ type Engine struct {
 	// bucketKeys caches each bucket's default key name ("" for none) for sealNewKey,
 	// which every create asks; SetBucketEncryption updates it after its commit.
 	bucketKeys map[Ino]string
+	// lastCreateDir remembers the bucket of the directory the last file was created in
+	// (dirBucket), so that a run of creates in one directory seals each new key without
+	// first reading the directory in a transaction of its own: a directory never moves to
+	// another bucket, and Create checks the guess in its own transaction anyway.
+	lastCreateDir atomic.Pointer[dirBucket]
 
 	// dirtyBytes sums the capacity of all write-back buffers, for the global bound.
 	dirtyBytes atomic.Int64

@@ -427,19 +427,51 @@ func (e *Engine) Create(ctx context.Context, parent Ino, name string, o Owner, e
 	if err := validName(name); err != nil {
 		return Attr{}, nil, err
 	}
+	o.Mode = o.Mode&^syscall.S_IFMT | syscall.S_IFREG
+	for {
+		a, h, err := e.create(ctx, parent, name, o, exclusive)
+		if !errors.Is(err, errWrongBucket) {
+			return a, h, err
+		}
+		// The remembered bucket was not the directory's (fsck moved it): read it afresh.
+		e.lastCreateDir.Store(nil)
+	}
+}
+
+// dirBucket is a directory and the bucket it belongs to (Engine.lastCreateDir).
+type dirBucket struct{ dir, bucket meta.Ino }
+
+// errWrongBucket: Create sealed the new key for another bucket than the directory's.
+var errWrongBucket = errors.New("fs: the directory belongs to another bucket")
+
+// createBucket returns the bucket a new file in parent is sealed for: the remembered one
+// when parent was the last directory created in, else read from parent's inode.
+func (e *Engine) createBucket(parent Ino) (meta.Ino, error) {
+	if last := e.lastCreateDir.Load(); last != nil && last.dir == meta.Ino(parent) {
+		return last.bucket, nil
+	}
 	dir, err := e.parentInode(parent)
+	if err != nil {
+		return 0, err
+	}
+	if dir.Ino == meta.RootIno {
+		return 0, fmt.Errorf("only buckets (directories) live at the top level: %w", ErrPermission)
+	}
+	return dir.Bucket, nil
+}
+
+// create is Create for the bucket it guesses (createBucket); errWrongBucket, with nothing
+// done, when the directory turned out to belong to another.
+func (e *Engine) create(ctx context.Context, parent Ino, name string, o Owner, exclusive bool) (Attr, *Handle, error) {
+	bucket, err := e.createBucket(parent)
 	if err != nil {
 		return Attr{}, nil, fmt.Errorf("create %q in %d: %w", name, parent, err)
 	}
-	if dir.Ino == meta.RootIno {
-		return Attr{}, nil, fmt.Errorf("create %q: only buckets (directories) live at the top level: %w", name, ErrPermission)
-	}
 	fileID := keys.NewFileID()
-	oek, sealed, err := e.sealNewKey(ctx, dir.Bucket, fileID)
+	oek, sealed, err := e.sealNewKey(ctx, bucket, fileID)
 	if err != nil {
 		return Attr{}, nil, err
 	}
-	o.Mode = o.Mode&^syscall.S_IFMT | syscall.S_IFREG
 
 	e.nsMu.Lock()
 	defer e.nsMu.Unlock()
@@ -450,6 +482,9 @@ func (e *Engine) Create(ctx context.Context, parent Ino, name string, o Owner, e
 		dir, err := dirInode(tx, parent)
 		if err != nil {
 			return err
+		}
+		if dir.Ino == meta.RootIno || dir.Bucket != bucket {
+			return errWrongBucket
 		}
 		if ent, err := tx.Lookup(dir.Ino, name); err == nil {
 			existing = &ent
@@ -470,8 +505,14 @@ func (e *Engine) Create(ctx context.Context, parent Ino, name string, o Owner, e
 		}
 		return addEntry(tx, &dir, name, &in)
 	})
+	if errors.Is(err, errWrongBucket) {
+		return Attr{}, nil, err
+	}
 	if err != nil {
 		return Attr{}, nil, fmt.Errorf("create %q in %d: %w", name, parent, err)
+	}
+	if db := (dirBucket{dir: meta.Ino(parent), bucket: bucket}); e.lastCreateDir.Load() == nil || *e.lastCreateDir.Load() != db {
+		e.lastCreateDir.Store(&db)
 	}
 	if existing != nil {
 		if exclusive {

@@ -130,7 +130,7 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 		return nil, fmt.Errorf("mounting at %s: %w", mountpoint, err)
 	}
 	fsys.register(root)
-	watch := engine.Watch()
+	watch := engine.WatchExcept(origin) // its own changes: the kernel made them and knows
 	go fsys.invalidate(watch)
 	stopFills := make(chan struct{})
 	if fsys.filler != nil {
