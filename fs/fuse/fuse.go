@@ -129,6 +129,7 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 	if err != nil {
 		return nil, fmt.Errorf("mounting at %s: %w", mountpoint, err)
 	}
+	releaseProcs := reserveReaderProcs() // now that go-fuse sized its readers: procs.go
 	fsys.register(root)
 	watch := engine.WatchExcept(origin) // its own changes: the kernel made them and knows
 	go fsys.invalidate(watch)
@@ -136,7 +137,7 @@ func Mount(mountpoint string, engine *fs.Engine, opts Options) (*gofuse.Server, 
 	if fsys.filler != nil {
 		go fsys.filler.run(stopFills)
 	}
-	go func() { server.Wait(); watch.Close(); close(stopFills) }()
+	go func() { server.Wait(); watch.Close(); close(stopFills); releaseProcs() }()
 	if opts.ReadAheadKB > 0 {
 		if err := setReadAhead(mountpoint, opts.ReadAheadKB); err != nil {
 			opts.Logger.Info("kernel readahead left as it is", "err", err)
