@@ -724,15 +724,17 @@ func (of *openFile) buffer(ctx context.Context, idx uint64, whole bool, n int) (
 		buf, ok = of.grow(nil, len(s.buf)), true
 		copy(buf, s.buf)
 	}
-	if !ok && !whole {
+	// Stored bytes at or past the size are stale (see trimBeforeGrowing): a chunk that
+	// starts there, as every chunk of a file being written from scratch does, is not
+	// looked up (a transaction per chunk).
+	if !ok && !whole && idx*of.cs() < of.inode.Size {
 		c, err := of.chunk(idx)
 		if err != nil {
 			return nil, err
 		}
 		var stored int64
 		if c != nil {
-			// Never past the size: stored bytes there are stale (see trimBeforeGrowing).
-			stored = min(int64(c.PlainLen), max(0, int64(of.inode.Size)-int64(idx*of.cs())))
+			stored = min(int64(c.PlainLen), int64(of.inode.Size)-int64(idx*of.cs()))
 		}
 		if stored > 0 {
 			buf = of.grow(nil, int(stored))
