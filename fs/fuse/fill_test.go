@@ -53,35 +53,45 @@ func preadAll(t *testing.T, fd int, p []byte, off int64) {
 	}
 }
 
+// newFile writes size random bytes to bkt/f of the mount at mp and returns its path and
+// content.
+func newFile(t *testing.T, mp string, size int64) (string, []byte) {
+	t.Helper()
+	dir := filepath.Join(mp, "bkt")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, size)
+	rand.Read(want)
+	path := filepath.Join(dir, "f")
+	if err := os.WriteFile(path, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, want
+}
+
+// waitFill waits for the next fill reported on fills and checks the bytes it stored.
+func waitFill(t *testing.T, fills <-chan int, stored int) {
+	t.Helper()
+	select {
+	case got := <-fills:
+		if got != stored {
+			t.Fatalf("a fill stored %d bytes, want %d", got, stored)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no fill within 10s of a small read")
+	}
+}
+
 // A 4 KiB read makes ssefs decrypt its whole package; the other 15 pages of it then reach
 // the kernel's cache without a READ each, and no page outside the package does.
 func TestSmallReadFillsItsPackage(t *testing.T) {
 	reads := &readCounter{}
 	fills := make(chan int, 64)
 	_, mp := mountEngineWith(t, Options{Observer: reads, filled: func(_ uint64, stored int) { fills <- stored }})
-	dir := filepath.Join(mp, "bkt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	pkg := int64(ssefs.PackageSize)
-	want := make([]byte, 8*pkg)
-	rand.Read(want)
-	path := filepath.Join(dir, "f")
-	if err := os.WriteFile(path, want, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, want := newFile(t, mp, 8*pkg)
 	fd := openRandom(t, path)
-	waitFill := func(wantStored int) {
-		t.Helper()
-		select {
-		case got := <-fills:
-			if got != wantStored {
-				t.Fatalf("the fill stored %d bytes, want %d", got, wantStored)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("no fill within 10s of a small read")
-		}
-	}
 
 	page := make([]byte, 4096)
 	before := reads.n.Load()
@@ -89,7 +99,7 @@ func TestSmallReadFillsItsPackage(t *testing.T) {
 	if !bytes.Equal(page, want[pkg+8192:pkg+8192+4096]) {
 		t.Fatal("the first read returned other bytes than were written")
 	}
-	waitFill(int(pkg) - 4096)
+	waitFill(t, fills, int(pkg)-4096)
 	for off := pkg; off < 2*pkg; off += 4096 {
 		preadAll(t, fd, page, off)
 		if !bytes.Equal(page, want[off:off+4096]) {
@@ -107,7 +117,7 @@ func TestSmallReadFillsItsPackage(t *testing.T) {
 	if !bytes.Equal(page, want[2*pkg:2*pkg+4096]) {
 		t.Fatal("the next package's page differs from what was written")
 	}
-	waitFill(int(pkg) - 4096)
+	waitFill(t, fills, int(pkg)-4096)
 
 	// While a handle is open for writing, nothing is stored.
 	w, err := os.OpenFile(path, os.O_WRONLY, 0)
@@ -116,7 +126,7 @@ func TestSmallReadFillsItsPackage(t *testing.T) {
 	}
 	defer w.Close()
 	preadAll(t, fd, page, 4*pkg)
-	waitFill(0)
+	waitFill(t, fills, 0)
 }
 
 // Fills race with truncates by path and with writes and rewrites through the mount,
@@ -131,18 +141,9 @@ func TestFillsNeverShowStaleBytes(t *testing.T) {
 	}
 	var stored atomic.Int64
 	e, mp := mountEngineWith(t, Options{fillRead: fillRead, filled: func(_ uint64, n int) { stored.Add(int64(n)) }})
-	dir := filepath.Join(mp, "bkt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	pkg := int64(ssefs.PackageSize)
 	span := 3 * pkg
-	want := make([]byte, span)
-	rand.Read(want)
-	path := filepath.Join(dir, "f")
-	if err := os.WriteFile(path, want, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, want := newFile(t, mp, span)
 	ctx := context.Background()
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
@@ -261,32 +262,12 @@ func TestFillsNeverShowStaleBytes(t *testing.T) {
 func TestChangeFromOutsideReachesFilledFile(t *testing.T) {
 	fills := make(chan int, 64)
 	e, mp := mountEngineWith(t, Options{filled: func(_ uint64, stored int) { fills <- stored }})
-	dir := filepath.Join(mp, "bkt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	pkg := int64(ssefs.PackageSize)
-	want := make([]byte, 4*pkg)
-	rand.Read(want)
-	path := filepath.Join(dir, "f")
-	if err := os.WriteFile(path, want, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, want := newFile(t, mp, 4*pkg)
 	fd := openRandom(t, path)
 	page := make([]byte, 4096)
-	waitFill := func(stored int) {
-		t.Helper()
-		select {
-		case got := <-fills:
-			if got != stored {
-				t.Fatalf("a fill stored %d bytes, want %d", got, stored)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("no fill within 10s of a small read")
-		}
-	}
 	preadAll(t, fd, page, 3*pkg+4096)
-	waitFill(int(pkg) - 4096)
+	waitFill(t, fills, int(pkg)-4096)
 
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
@@ -305,9 +286,9 @@ func TestChangeFromOutsideReachesFilledFile(t *testing.T) {
 		t.Fatalf("the last 100 bytes after the truncate: read %d, %v; or other bytes than were written", k, err)
 	}
 	// The READ got the 100 bytes left (one short page); nothing else is left to fill.
-	waitFill(0)
+	waitFill(t, fills, 0)
 	preadAll(t, fd, page, pkg+4096)
-	waitFill(int(pkg) - 4096)
+	waitFill(t, fills, int(pkg)-4096)
 }
 
 // A truncate by path waits for a fill that read the content before it: stored after the
@@ -324,16 +305,7 @@ func TestTruncateWaitsForTheFillInProgress(t *testing.T) {
 	}
 	fills := make(chan int, 8)
 	_, mp := mountEngineWith(t, Options{fillRead: fillRead, filled: func(_ uint64, n int) { fills <- n }})
-	dir := filepath.Join(mp, "bkt")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	want := make([]byte, 4*ssefs.PackageSize)
-	rand.Read(want)
-	path := filepath.Join(dir, "f")
-	if err := os.WriteFile(path, want, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, want := newFile(t, mp, 4*ssefs.PackageSize)
 	fd := openRandom(t, path)
 	openGate := sync.OnceFunc(func() { gated.Store(false); close(release) })
 	defer openGate() // also when failing: the unmount waits for the fill
