@@ -13,10 +13,13 @@ type subscription struct {
 	watcher bool
 	// except: changes whose Origin is this are not sent (WatchExcept); "" = none.
 	except string
+	// missed gets a token when a watcher's channel was full and a change was dropped.
+	missed chan struct{}
 	// Guarded by Engine.subsMu:
-	sent   uint64 // Seq of the last change put into ch
-	done   uint64 // Seq of the last change the watcher acted on
-	closed bool
+	sent    uint64 // Seq of the last change put into ch, or dropped for a watcher
+	done    uint64 // Seq of the last change the watcher acted on
+	dropped uint64 // Seq of the last change a watcher missed
+	closed  bool
 }
 
 // Subscribe returns a channel that receives changes made through any frontend, and a
@@ -32,8 +35,11 @@ func (e *Engine) Subscribe() (<-chan Change, func()) {
 // every cache that a watcher keeps reflects it.
 type Watcher struct {
 	C <-chan Change
-	e *Engine
-	s *subscription
+	// Missed receives when changes were dropped because C was full: the watcher must then
+	// act as if anything had changed, and mark that done (Dropped).
+	Missed <-chan struct{}
+	e      *Engine
+	s      *subscription
 }
 
 // Watch returns a Watcher. Its changes must be marked Done in order (skipped ones too).
@@ -45,7 +51,16 @@ func (e *Engine) Watch() *Watcher { return e.WatchExcept("") }
 // thread wakeup on the FUSE hot path: unlink, create, rename) only for it to skip it.
 func (e *Engine) WatchExcept(origin string) *Watcher {
 	s := e.subscribe(true, origin)
-	return &Watcher{C: s.ch, e: e, s: s}
+	return &Watcher{C: s.ch, Missed: s.missed, e: e, s: s}
+}
+
+// Dropped returns the Seq of the last change the watcher missed. Once it has acted as if
+// anything had changed, it marks that done (Done(Change{Seq: seq})), and Settle, which
+// waits for missed changes too, goes on.
+func (w *Watcher) Dropped() uint64 {
+	w.e.subsMu.Lock()
+	defer w.e.subsMu.Unlock()
+	return w.s.dropped
 }
 
 // Done marks c, and every change before it, as acted on.
@@ -62,7 +77,10 @@ func (w *Watcher) Done(c Change) {
 func (w *Watcher) Close() { w.e.unsubscribe(w.s) }
 
 func (e *Engine) subscribe(watcher bool, except string) *subscription {
-	s := &subscription{ch: make(chan Change, 1024), watcher: watcher, except: except}
+	s := &subscription{ch: make(chan Change, e.watchBuffer), watcher: watcher, except: except}
+	if watcher {
+		s.missed = make(chan struct{}, 1)
+	}
 	e.subsMu.Lock()
 	defer e.subsMu.Unlock()
 	s.sent, s.done = e.seq, e.seq
@@ -83,7 +101,8 @@ func (e *Engine) unsubscribe(s *subscription) {
 }
 
 // publish hands c to every subscriber without blocking: one whose channel is full
-// misses it. Callers may hold engine locks, which is why it never waits.
+// misses it, and a watcher is told so (Watcher.Missed). Callers may hold engine locks,
+// which is why it never waits.
 func (e *Engine) publish(ctx context.Context, c Change) {
 	c.Origin, _ = ctx.Value(originKey{}).(string)
 	e.subsMu.Lock()
@@ -98,12 +117,19 @@ func (e *Engine) publish(ctx context.Context, c Change) {
 		case s.ch <- c:
 			s.sent = c.Seq
 		default:
+			if s.watcher {
+				s.sent, s.dropped = c.Seq, c.Seq
+				select {
+				case s.missed <- struct{}{}:
+				default: // told already, not yet acted on
+				}
+			}
 		}
 	}
 }
 
-// Settle waits until every watcher has acted on the changes published so far (those it
-// received: a missed change is left to its timeouts), or until ctx ends or max has
+// Settle waits until every watcher has acted on the changes published so far (a missed
+// one by acting as if anything had changed), or until ctx ends or max has
 // passed, and reports whether they all had. A frontend calls it after a change and
 // before it answers its client, so that another frontend's caches show the change by
 // the time the client can look (S3 PUT, then stat through the mount). It must not be

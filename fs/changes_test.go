@@ -64,3 +64,33 @@ func TestSettleWaitsForWatchers(t *testing.T) {
 	}
 	w.Close() // twice is harmless
 }
+
+// A watcher whose channel was full is told it missed changes, and Settle waits until it
+// has acted on them as on any other change.
+func TestSettleWaitsForMissedChanges(t *testing.T) {
+	env := newTestEnv(t, testChunk, 0)
+	e, ctx := env.e, context.Background()
+	e.watchBuffer = 1
+	w := e.Watch()
+	for _, key := range []string{"a", "b", "c"} {
+		if _, err := e.PutObject(ctx, "bucket", key, strings.NewReader("x"), PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-w.Missed:
+	default:
+		t.Fatal("the watcher was not told it missed changes")
+	}
+	if e.Settle(ctx, 20*time.Millisecond) {
+		t.Fatal("Settle returned true while the watcher had not acted on what it missed")
+	}
+	w.Done(<-w.C) // the one change its channel held
+	if e.Settle(ctx, 20*time.Millisecond) {
+		t.Fatal("Settle returned true with missed changes not acted on")
+	}
+	w.Done(Change{Seq: w.Dropped()})
+	if !e.Settle(ctx, time.Second) {
+		t.Fatal("Settle returned false after the watcher acted on what it missed")
+	}
+}

@@ -72,7 +72,13 @@ type Config struct {
 	// KeepOrphans leaves unlinked inodes on the orphan list at New and Close instead of
 	// deleting them, so that fsck can report them and only its --repair deletes them.
 	KeepOrphans bool
+	// WatchBuffer is how many changes a subscriber's channel holds before it misses some
+	// (DefaultWatchBuffer if 0); small in tests that make watchers miss changes.
+	WatchBuffer int
 }
+
+// DefaultWatchBuffer is Config.WatchBuffer's default.
+const DefaultWatchBuffer = 1024
 
 // Engine is the filesystem. It is safe for concurrent use.
 type Engine struct {
@@ -85,6 +91,7 @@ type Engine struct {
 	bufLimit  int64
 	// keepOrphans: see Config.KeepOrphans.
 	keepOrphans bool
+	watchBuffer int // Config.WatchBuffer
 
 	// nsMu serialises namespace changes with opening and releasing files, so an unlink
 	// sees whether the inode is open and an open never resurrects a deleted inode.
@@ -156,6 +163,7 @@ func New(cfg Config) (*Engine, error) {
 		inlineMax:   cfg.InlineMax,
 		bufLimit:    cfg.WriteBuffer,
 		keepOrphans: cfg.KeepOrphans,
+		watchBuffer: cfg.WatchBuffer,
 		files:       make(map[Ino]*openFile),
 		kernelRefs:  make(map[Ino]int),
 		orphans:     make(map[Ino]bool),
@@ -173,6 +181,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.chunkSize == 0 {
 		e.chunkSize = DefaultChunkSize
+	}
+	if e.watchBuffer <= 0 {
+		e.watchBuffer = DefaultWatchBuffer
 	}
 	if e.inlineMax == 0 {
 		e.inlineMax = DefaultInlineMax

@@ -110,7 +110,7 @@ func (c *mountConfig) flagSet() (f *pflag.FlagSet, help *bool) {
 	f.StringVar(&c.bucket, "bucket", "", "serve only this bucket as the mount root (created if missing)")
 	f.BoolVar(&c.allowOther, "allow-other", false, "let users other than the mounting one access the mount")
 	f.BoolVar(&c.debug, "debug", false, "log every FUSE request, with file names and the first bytes of data: for debugging only, never in production")
-	f.DurationVar(&c.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches names and attributes")
+	f.DurationVar(&c.attrTimeout, "attr-timeout", 10*time.Second, "how long the kernel caches names and attributes (changes made through S3 drop them at once)")
 	f.BoolVar(&c.writebackCache, "writeback-cache", false, "let the kernel buffer writes in its page cache (S3 sees them at close or fsync)")
 	f.IntVar(&c.readAheadKB, "read-ahead-kb", 1024, "the mount's kernel readahead in KiB, set when mounting as root (0: the kernel's 128)")
 	c.s3 = addS3Flags(f)

@@ -35,8 +35,8 @@ type Options struct {
 	// or one bucket's directory.
 	RootIno uint64
 	// Timeout is how long the kernel may cache entries and attributes. Changes made
-	// through this mount are exact; the timeout bounds how stale a change made through
-	// another frontend can look.
+	// through this mount are exact, and those made through another frontend of the engine
+	// are invalidated (see invalidate); the timeout bounds what nothing invalidates.
 	Timeout time.Duration
 	// WritebackCache lets the kernel buffer writes in its page cache and send them in
 	// large batches, many at once, instead of one request per write(2): small writes
@@ -168,10 +168,16 @@ const origin = "fuse"
 // entry/attr timeouts. It runs on its own goroutine: a notify sent from inside a FUSE
 // handler can deadlock with the kernel.
 // Each change is marked done once the kernel has dropped what it cached, so that the
-// frontend that made it can wait for that (fs.Engine.Settle) before it answers.
+// frontend that made it can wait for that (fs.Engine.Settle) before it answers. When
+// changes were missed (a burst filled the watcher's channel), everything the kernel may
+// cache is dropped: only so can the timeouts be longer than a user would wait.
 func (fsys *filesystem) invalidate(w *fs.Watcher) {
-	for c := range w.C {
-		if c.Origin != origin {
+	for {
+		select {
+		case c, ok := <-w.C:
+			if !ok {
+				return
+			}
 			if c.Name != "" {
 				if parent := fsys.node(c.Parent); parent != nil {
 					parent.NotifyEntry(c.Name)
@@ -182,8 +188,30 @@ func (fsys *filesystem) invalidate(w *fs.Watcher) {
 				// Offset 0, length 0: attributes and every cached page of the file.
 				n.NotifyContent(0, 0)
 			}
+			w.Done(c)
+		case <-w.Missed:
+			seq := w.Dropped()
+			fsys.invalidateAll()
+			w.Done(fs.Change{Seq: seq})
 		}
-		w.Done(c)
+	}
+}
+
+// invalidateAll drops every entry, attribute and page the kernel may cache of the nodes
+// it references.
+func (fsys *filesystem) invalidateAll() {
+	fsys.nodesMu.Lock()
+	nodes := make([]*node, 0, len(fsys.nodes))
+	for _, n := range fsys.nodes {
+		nodes = append(nodes, n)
+	}
+	fsys.nodesMu.Unlock()
+	for _, n := range nodes {
+		for name := range n.Children() {
+			n.NotifyEntry(name)
+		}
+		n.changedElsewhere()
+		n.NotifyContent(0, 0)
 	}
 }
 

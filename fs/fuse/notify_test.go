@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -29,8 +30,9 @@ func mountEngine(t *testing.T) (*ssefs.Engine, string) {
 	return mountEngineWith(t, Options{})
 }
 
-// mountEngineWith is mountEngine with opts (Timeout is set here).
-func mountEngineWith(t *testing.T, opts Options) (*ssefs.Engine, string) {
+// mountEngineWith is mountEngine with opts (Timeout is set here) and the engine's config
+// adjusted by each of cfgs.
+func mountEngineWith(t *testing.T, opts Options, cfgs ...func(*ssefs.Config)) (*ssefs.Engine, string) {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("no FUSE here (%v): the mount tests need /dev/fuse", err)
@@ -50,7 +52,11 @@ func mountEngineWith(t *testing.T, opts Options) (*ssefs.Engine, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := ssefs.New(ssefs.Config{Meta: db, Store: store, Sealer: keys.NewSealer(master, master.Name(), time.Minute)})
+	cfg := ssefs.Config{Meta: db, Store: store, Sealer: keys.NewSealer(master, master.Name(), time.Minute)}
+	for _, adjust := range cfgs {
+		adjust(&cfg)
+	}
+	e, err := ssefs.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,5 +220,48 @@ func TestEncryptionXattrShowsContext(t *testing.T) {
 	var got map[string]string
 	if err := json.Unmarshal(js, &got); err != nil || !maps.Equal(got, kctx) {
 		t.Fatalf("context %s (%v), want %v", js, err, kctx)
+	}
+}
+
+// When a burst of changes from another frontend overflows the watcher's channel, the
+// mount drops everything the kernel caches, and Settle waits for that: with an hour's
+// entry timeout, nothing else would make the deletions show.
+func TestMissedChangesDropEverythingCached(t *testing.T) {
+	e, mp := mountEngineWith(t, Options{}, func(c *ssefs.Config) { c.WatchBuffer = 1 })
+	ctx := context.Background()
+	bucket, err := e.Mkdir(ctx, ssefs.RootIno, "bkt", ssefs.Owner{Mode: 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := range n {
+		_, h, err := e.Create(ctx, bucket.Ino, fmt.Sprintf("f%d", i), ssefs.Owner{Mode: 0o644}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !e.Settle(ctx, 10*time.Second) {
+		t.Fatal("the creates did not settle")
+	}
+	for i := range n {
+		if _, err := os.Stat(filepath.Join(mp, "bkt", fmt.Sprintf("f%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if err := e.Unlink(ctx, bucket.Ino, fmt.Sprintf("f%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !e.Settle(ctx, 10*time.Second) {
+		t.Fatal("the unlinks did not settle within 10s")
+	}
+	for i := range n {
+		if _, err := os.Stat(filepath.Join(mp, "bkt", fmt.Sprintf("f%d", i))); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("f%d still shows after it was unlinked and that settled: %v", i, err)
+		}
 	}
 }
