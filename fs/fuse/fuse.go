@@ -529,19 +529,17 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *gofuse.SetAtt
 			set.Size = &sz
 		}
 	}
-	if set.Size != nil {
-		var a fs.Attr
-		err := n.changingContent(func() (err error) {
-			a, err = n.fsys.engine.SetAttr(ctx, n.ino(), set)
-			return err
-		})
-		if err != nil {
-			return n.errno("setattr", err)
-		}
-		fillAttr(a, &out.Attr)
-		return 0
+	var a fs.Attr
+	setAttr := func() (err error) {
+		a, err = n.fsys.engine.SetAttr(ctx, n.ino(), set)
+		return err
 	}
-	a, err := n.fsys.engine.SetAttr(ctx, n.ino(), set)
+	var err error
+	if set.Size != nil {
+		err = n.changingContent(setAttr) // a truncate by path: see fill.go
+	} else {
+		err = setAttr()
+	}
 	if err != nil {
 		return n.errno("setattr", err)
 	}
