@@ -190,7 +190,7 @@ func (l *Local) create(id ID, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, werr := f.Write(data)
+	werr := writeObject(f, data)
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
@@ -198,6 +198,38 @@ func (l *Local) create(id ID, data []byte) error {
 		_ = os.Remove(path)
 	}
 	return werr
+}
+
+// writebackFrom is the object size from which Put starts the disk write at once.
+// Streaming writes store whole 1 MiB chunks; left to the kernel, their pages stay dirty
+// until the dirty limits or the writer's fsync, which then waits for all of them at
+// once. Started at Put, the disk writes run while the next chunks come in: fio writing
+// 1 GiB with end_fsync went from 606 to 1,022 MB/s (medians of 6 rounds, loopback 1,341),
+// the fsync itself from 0.7 s to 0.01 s. Small objects are left to the kernel: a
+// syscall and an early disk write each would cost small-file creates more than a late
+// fsync does.
+const writebackFrom = 512 << 10
+
+// writeObject writes data to f, a new file, and starts its writeback when it is big.
+func writeObject(f *os.File, data []byte) error {
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if len(data) < writebackFrom {
+		return nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Control(func(fd uintptr) { startWriteback(int(fd)) })
+}
+
+// startWriteback queues a file's dirty pages for writing and waits for nothing:
+// durability stays with Sync. Failing to start early loses nothing, so its error is
+// not the Put's. A variable so that tests can see which objects start it.
+var startWriteback = func(fd int) {
+	_ = unix.SyncFileRange(fd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }
 
 // mkFanDir creates id's fan-out directory. They are created lazily: most stores never
@@ -220,7 +252,7 @@ func (l *Local) replace(id ID, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
-	_, werr := f.Write(data)
+	werr := writeObject(f, data)
 	cerr := f.Close()
 	if werr == nil {
 		werr = cerr

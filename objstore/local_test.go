@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -308,5 +309,53 @@ func TestCheckFreeReadingStandsIn(t *testing.T) {
 	}
 	if calls != 3 {
 		t.Errorf("%d statfs calls, want one per check near the kept room", calls)
+	}
+}
+
+// TestBigObjectsStartTheirWriteback: a whole chunk's object queues its pages for the disk
+// once written (on both the create and the replace path), a small one does not, and both
+// read back whole.
+func TestBigObjectsStartTheirWriteback(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLocal(t)
+	var started []int64
+	old := startWriteback
+	startWriteback = func(fd int) {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			t.Errorf("fstat: %v", err)
+		}
+		started = append(started, st.Size) // after the write: the whole object is there
+		old(fd)
+	}
+	t.Cleanup(func() { startWriteback = old })
+
+	big := NewID()
+	for _, put := range []struct {
+		id    ID
+		size  int
+		start bool
+	}{
+		{NewID(), 1 << 10, false},
+		{NewID(), writebackFrom - 1, false},
+		{NewID(), writebackFrom, true},
+		{big, 1 << 20, true},
+		{big, 1<<20 + 7, true}, // an existing object: written through a temporary file
+	} {
+		started = nil
+		data := bytes.Repeat([]byte{byte(put.size)}, put.size)
+		if err := l.Put(ctx, put.id, data); err != nil {
+			t.Fatal(err)
+		}
+		if want := []int64{int64(put.size)}; put.start && fmt.Sprint(started) != fmt.Sprint(want) {
+			t.Errorf("%d bytes: writeback started at sizes %v, want %v", put.size, started, want)
+		}
+		if !put.start && len(started) != 0 {
+			t.Errorf("%d bytes: writeback started (%v); small objects are left to the kernel", put.size, started)
+		}
+		got := make([]byte, put.size)
+		if n, err := l.ReadAt(ctx, put.id, got, 0); n != put.size || err != nil && !errors.Is(err, io.EOF) || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes read back: %d, %v, equal %v", put.size, n, err, bytes.Equal(got, data))
+		}
 	}
 }
