@@ -55,12 +55,13 @@ type fillState struct {
 	writers int // handles of this mount open for writing; under fillMu
 }
 
-// changedElsewhere waits for the fill in progress: another frontend changed the file,
-// and the kernel is about to drop what it cached, which must include what that fill
-// stored.
+// changedElsewhere drops the attributes and every page the kernel caches of the file,
+// which another frontend changed. It first waits for the fill in progress: what the
+// kernel drops must include what that fill stored.
 func (n *node) changedElsewhere() {
 	n.fillMu.Lock()
 	n.fillMu.Unlock()
+	n.NotifyContent(0, 0) // offset 0, length 0: attributes and all pages
 }
 
 // changingContent runs change, which alters the file's bytes without a writable handle

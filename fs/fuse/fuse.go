@@ -185,8 +185,6 @@ func (fsys *filesystem) invalidate(w *fs.Watcher) {
 			}
 			if n := fsys.node(c.Ino); n != nil {
 				n.changedElsewhere()
-				// Offset 0, length 0: attributes and every cached page of the file.
-				n.NotifyContent(0, 0)
 			}
 			w.Done(c)
 		case <-w.Missed:
@@ -211,7 +209,6 @@ func (fsys *filesystem) invalidateAll() {
 			n.NotifyEntry(name)
 		}
 		n.changedElsewhere()
-		n.NotifyContent(0, 0)
 	}
 }
 
