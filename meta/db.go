@@ -50,6 +50,7 @@ type DB struct {
 	bdb      *badger.DB
 	readOnly bool
 	space    *spaceGuard // nil: no guard
+	commits  atomic.Uint64
 
 	ino     *sequence
 	version *sequence
@@ -283,7 +284,22 @@ func (db *DB) tryUpdate(fn func(tx *Tx) error) error {
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("meta: commit: %w", err)
 	}
+	db.commits.Add(1)
 	return nil
+}
+
+// Commits counts the transactions committed since Open: each is a hand-off to Badger's
+// writer and a log write, the unit the engine's batching saves.
+func (db *DB) Commits() uint64 { return db.commits.Load() }
+
+// RoomFor returns the space guard's answer for a commit that adds about logBytes of
+// records, asked ahead of it: for work acknowledged before it is committed (a deferred
+// create), which must be refused when its commit would be.
+func (db *DB) RoomFor(logBytes uint64) error {
+	if db.closed.Load() {
+		return errClosed
+	}
+	return db.space.admit(&Tx{logBytes: logBytes})
 }
 
 // View runs fn in one read-only transaction (a consistent snapshot).

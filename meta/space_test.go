@@ -526,3 +526,20 @@ func TestSpaceGuardSpareCannotBeMade(t *testing.T) {
 		t.Errorf("%d log lines for a spare that cannot be made, want 1:\n%s", n, logs.buf.String())
 	}
 }
+
+// RoomFor answers ahead of a commit as the commit would be answered: work acknowledged
+// before it is committed (a deferred create) is refused where its commit would be.
+func TestRoomForAnswersAsACommitWould(t *testing.T) {
+	db, fs, _, _ := guardedDB(t)
+	const need = 2048
+	fs.set(testFloor + commitSlack + need + 4096)
+	if err := db.RoomFor(need); err != nil {
+		t.Fatalf("room above the floor: %v", err)
+	}
+	fs.set(testFloor + commitSlack + need - 1)
+	wantNoSpace(t, "room just below the floor", db.RoomFor(need))
+	fs.set(plenty)
+	if err := db.RoomFor(need); err != nil {
+		t.Fatalf("room again: %v", err)
+	}
+}
