@@ -121,6 +121,8 @@ type Engine struct {
 	// first reading the directory in a transaction of its own: a directory never moves to
 	// another bucket, and Create checks the guess in its own transaction anyway.
 	lastCreateDir atomic.Pointer[dirBucket]
+	// pending holds the files created but not yet committed (pending.go).
+	pending pendingCreates
 
 	// dirtyBytes sums the capacity of all write-back buffers, for the global bound.
 	dirtyBytes atomic.Int64

@@ -27,6 +27,7 @@ type testEnv struct {
 	kms        keys.KMS
 	defaultKey string
 	cfg        Config
+	metaOpts   meta.Options
 	db         *meta.DB
 	store      *objstore.Local
 	e          *Engine
@@ -56,7 +57,7 @@ func newTestEnv(t testing.TB, chunkSize uint32, writeBuffer int64) *testEnv {
 func (env *testEnv) open() {
 	t := env.t
 	var err error
-	if env.db, err = meta.Open(filepath.Join(env.dir, "meta"), env.key, meta.Options{}); err != nil {
+	if env.db, err = meta.Open(filepath.Join(env.dir, "meta"), env.key, env.metaOpts); err != nil {
 		t.Fatal(err)
 	}
 	if env.store, err = objstore.NewLocal(filepath.Join(env.dir, "objects")); err != nil {

@@ -1180,6 +1180,9 @@ func (e *Engine) discardObjects(ids []objstore.ID) {
 // One sync runs at a time: two at once would each take their share of the pending and
 // garbage objects, and the second could delete an object the first is still syncing.
 func (e *Engine) syncDurable(ctx context.Context) error {
+	if err := e.settlePending(); err != nil {
+		return err
+	}
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
 	e.gcMu.Lock()

@@ -24,11 +24,31 @@ func isDirMode(mode uint32) bool { return mode&syscall.S_IFMT == syscall.S_IFDIR
 func isRegMode(mode uint32) bool { return mode&syscall.S_IFMT == syscall.S_IFREG }
 
 // update runs fn in one metadata transaction and classifies what fails.
+// update runs fn in a transaction that first stores the pending creates (pending.go).
 func (e *Engine) update(fn func(tx *meta.Tx) error) error {
-	return classify(e.db.Update(fn))
+	if e.pending.n.Load() == 0 {
+		return classify(e.db.Update(fn))
+	}
+	var applied []*pendingCreate
+	err := e.db.Update(func(tx *meta.Tx) (err error) {
+		if applied, err = e.applyPending(tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	if err == nil {
+		e.pending.committed(applied)
+	}
+	return classify(err)
 }
 
+// view runs fn on a snapshot that holds every file created before it was called. When
+// the space guard refuses to commit them, reads go on without them: a full disk must not
+// stop reads, and those files' closes report the ENOSPC their creates would have.
 func (e *Engine) view(fn func(tx *meta.Tx) error) error {
+	if err := e.settlePending(); err != nil && !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
 	return classify(e.db.View(fn))
 }
 
@@ -475,12 +495,10 @@ func (e *Engine) create(ctx context.Context, parent Ino, name string, o Owner, e
 
 	e.nsMu.Lock()
 	defer e.nsMu.Unlock()
-	var in meta.Inode
+	var dir meta.Inode
 	var existing *meta.Entry
-	err = e.update(func(tx *meta.Tx) error {
-		existing = nil
-		dir, err := dirInode(tx, parent)
-		if err != nil {
+	err = e.view(func(tx *meta.Tx) error {
+		if dir, err = dirInode(tx, parent); err != nil {
 			return err
 		}
 		if dir.Ino == meta.RootIno || dir.Bucket != bucket {
@@ -488,23 +506,15 @@ func (e *Engine) create(ctx context.Context, parent Ino, name string, o Owner, e
 		}
 		if ent, err := tx.Lookup(dir.Ino, name); err == nil {
 			existing = &ent
-			return nil
 		} else if !errors.Is(err, meta.ErrNotFound) {
 			return err
 		}
-		if in, err = e.prepareNew(dir, name, o); err != nil {
-			return err
-		}
-		in.FileID = fileID
-		in.ChunkSize = e.chunkSize
-		if err := tx.PutInode(&in); err != nil {
-			return err
-		}
-		if err := tx.PutSealedKey(in.Ino, sealed); err != nil {
-			return err
-		}
-		return addEntry(tx, &dir, name, &in)
+		return nil
 	})
+	var in meta.Inode
+	if err == nil && existing == nil {
+		in, err = e.stageCreate(dir, name, o, fileID, sealed)
+	}
 	if errors.Is(err, errWrongBucket) {
 		return Attr{}, nil, err
 	}
@@ -525,11 +535,29 @@ func (e *Engine) create(ctx context.Context, parent Ino, name string, o Owner, e
 		return attrOf(&h.of.inode), h, nil
 	}
 	// The key was sealed just now: the first write need not ask the KMS again. A new
-	// inode has no chunk records past its end to trim.
-	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now(), eofTrimmed: true}
+	// inode has no chunk records past its end to trim. It is changed: its records are
+	// pending, and the close must commit them even when nothing was written.
+	of := &openFile{e: e, inode: in, oek: oek, refs: 1, keyChecked: time.Now(), eofTrimmed: true, changed: true}
 	e.files[uint64(in.Ino)] = of
 	e.publish(ctx, Change{Ino: uint64(in.Ino), Parent: parent, Name: name})
 	return attrOf(&in), &Handle{of: of}, nil
+}
+
+// stageCreate makes the inode of a new file in dir and leaves its records pending
+// (pending.go). Called with nsMu held, after the name was found free. The space guard is
+// asked now, so that a full disk refuses the create, as when it committed at once.
+func (e *Engine) stageCreate(dir meta.Inode, name string, o Owner, fileID [16]byte, sealed []byte) (meta.Inode, error) {
+	in, err := e.prepareNew(dir, name, o)
+	if err != nil {
+		return in, classify(err)
+	}
+	in.FileID = fileID
+	in.ChunkSize = e.chunkSize
+	if err := e.db.RoomFor(pendingCreateBytes(name, sealed)); err != nil {
+		return in, classify(err)
+	}
+	e.pending.add(&pendingCreate{dir: dir.Ino, name: name, inode: in, sealed: sealed})
+	return in, nil
 }
 
 // Readlink returns a symlink's target.

@@ -100,7 +100,7 @@ func (e *Engine) Usage(ctx context.Context, bucket string) (Usage, error) {
 		}
 		return fileRef{}, false
 	}
-	err := e.db.View(func(tx *meta.Tx) error {
+	err := e.view(func(tx *meta.Tx) error {
 		var listErr error
 		err := tx.Entries(meta.RootIno, "", func(ent meta.Entry) bool {
 			if bucket != "" && ent.Name != bucket {
