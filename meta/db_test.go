@@ -967,3 +967,19 @@ func (h *captureHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *captureHandler) WithGroup(string) slog.Handler      { return h }
 
 func newSlog(h slog.Handler) *slog.Logger { return slog.New(h) }
+
+// A miss is ErrNotFound and says what was looked for, though it is formatted only when
+// printed.
+func TestMissNamesWhatWasLookedFor(t *testing.T) {
+	db, _ := newDB(t)
+	err := db.View(func(tx *Tx) error {
+		_, err := tx.Lookup(RootIno, "nowhere")
+		return err
+	})
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup of a missing name: %v, want ErrNotFound", err)
+	}
+	if want := `meta: lookup 1/"nowhere": meta: not found`; err.Error() != want {
+		t.Errorf("message %q, want %q", err.Error(), want)
+	}
+}

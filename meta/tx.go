@@ -56,13 +56,26 @@ func (tx *Tx) get(key []byte) ([]byte, error) {
 }
 
 // notFound maps Badger's miss to ErrNotFound and wraps everything with what was asked for.
+// A miss is formatted only if printed: it is the usual answer of a create's lookups, and
+// formatting it cost more than the read.
 func notFound(err error, format string, args ...any) error {
-	what := fmt.Sprintf(format, args...)
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return fmt.Errorf("meta: %s: %w", what, ErrNotFound)
+		return &missing{format: format, args: args}
 	}
-	return fmt.Errorf("meta: %s: %w", what, err)
+	return fmt.Errorf("meta: %s: %w", fmt.Sprintf(format, args...), err)
 }
+
+// missing is ErrNotFound with what was looked for.
+type missing struct {
+	format string
+	args   []any
+}
+
+func (m *missing) Error() string {
+	return "meta: " + fmt.Sprintf(m.format, m.args...) + ": " + ErrNotFound.Error()
+}
+
+func (m *missing) Unwrap() error { return ErrNotFound }
 
 func wrap(err error, format string, args ...any) error {
 	if err == nil {
