@@ -4,7 +4,10 @@
 #   FUSE  ssefs, gocryptfs, securefs and a plain go-fuse v2 loopback (no crypto, built from
 #         internal/benchtools/loopbackfs), each mounted over a directory on the same disk, run
 #         the same fio and small-file workloads: sequential write and (cold) read, 4 KiB random
-#         write and (cold) read, create / ls -lR / delete of many 4 KiB files;
+#         write and (cold) read, create / ls -lR / delete of many 4 KiB files. A go-fuse
+#         in-memory file system (internal/benchtools/memfs: no disk, no crypto) runs the
+#         small-file workloads too, as the floor: what the FUSE round trips alone cost here
+#         (its ls -lR is not cold: its files live in its process);
 #   mem   ssefs' peak resident set while 64 files are written at once and while one big file
 #         is written in;
 #   S3    `ssefs serve` against a MinIO server with SSE-S3 (static KMS key), both measured with
@@ -23,7 +26,7 @@
 #                      memory test, 3 s s3bench phases with 200 latency operations
 #   --rounds N         rounds (default 4; 1 with --quick unless given)
 #   --only WHAT        fuse (FUSE workloads and the memory test), mem (memory test only) or s3
-#   --peers LIST       comma-separated FUSE peers (default ssefs,gocryptfs,securefs,loopback;
+#   --peers LIST       comma-separated FUSE peers (default ssefs,gocryptfs,securefs,loopback,memfs;
 #                      securefs is left out when it cannot be installed)
 #   --big-gib N        size of the big file of the memory test (default 10; 1 with --quick)
 #   --workdir DIR      where stores and mountpoints live, on the disk to measure
@@ -44,7 +47,7 @@
 # mount and server) and bench.log (this run's output).
 #
 # It installs what is missing (apt-get: fio gocryptfs securefs python3-matplotlib curl), builds
-# ssefs, loopbackfs, smallfiles and s3bench into a temporary directory, and MinIO through
+# ssefs, loopbackfs, memfs, smallfiles and s3bench into a temporary directory, and MinIO through
 # scripts/lib/minio.sh (cached in the Go cache after the first build). Every mount and process
 # it starts is stopped on exit, also on Ctrl-C and on failure. A part that fails (say fio gets EIO
 # from a peer) is reported with its log and the run goes on; the exit status is then 1. On a
@@ -94,8 +97,8 @@ case "$only" in all | fuse | mem | s3) ;; *) echo "$me: --only must be fuse, mem
 [ -n "$big_gib" ] || { [ "$quick" = 1 ] && big_gib=1 || big_gib=10; }
 case "$rounds" in '' | *[!0-9]* | 0) echo "$me: --rounds must be a positive number, got '$rounds'" >&2; exit 2 ;; esac
 case "$big_gib" in '' | *[!0-9]* | 0) echo "$me: --big-gib must be a positive number, got '$big_gib'" >&2; exit 2 ;; esac
-all_peers=(ssefs gocryptfs securefs loopback)
-IFS=, read -r -a peers <<<"${peers_arg:-ssefs,gocryptfs,securefs,loopback}"
+all_peers=(ssefs gocryptfs securefs loopback memfs)
+IFS=, read -r -a peers <<<"${peers_arg:-ssefs,gocryptfs,securefs,loopback,memfs}"
 for p in "${peers[@]}"; do
 	case " ${all_peers[*]} " in *" $p "*) ;; *) echo "$me: unknown peer '$p' (known: ${all_peers[*]})" >&2; exit 2 ;; esac
 done
@@ -165,6 +168,7 @@ bin="$run/bin"
 say "building ssefs and the bench tools"
 (cd "$repo" && go build -o "$bin/ssefs" ./cmd/ssefs)
 (cd "$repo" && go build -o "$bin/loopbackfs" ./internal/benchtools/loopbackfs)
+(cd "$repo" && go build -o "$bin/memfs" ./internal/benchtools/memfs)
 (cd "$repo" && go build -o "$bin/smallfiles" ./internal/benchtools/smallfiles)
 if [ "$do_s3" = 1 ]; then
 	s3bench_dir=${SSEFS_S3BENCH_DIR:-$repo/../shared/s3bench}
@@ -221,6 +225,7 @@ peer_mount() { # peer_mount PEER: mount it (in the foreground of a background jo
 	gocryptfs) bg "$log" gocryptfs gocryptfs -fg -q -passfile "$pwfile" "$back" "$mnt" ;;
 	securefs) bg "$log" securefs securefs mount --pass bench-password "$back" "$mnt" ;;
 	loopback) bg "$log" loopbackfs "$bin/loopbackfs" "$back" "$mnt" ;;
+	memfs) bg "$log" memfs "$bin/memfs" "$mnt" ;;
 	esac
 	mount_pid[$p]=$bg_pid
 	wait_mount "$mnt" "$bg_pid" "$log" "$p"
@@ -234,8 +239,13 @@ peer_umount() { # peer_umount PEER: unmount, wait for the process to exit (ssefs
 # peer_remount PEER: unmount, drop every cache, mount again. A FUSE daemon may cache data in its
 # own memory, out of reach of drop_caches (ssefs keeps decrypted chunks and Badger's block cache,
 # securefs its block cache); a fresh process is the only way to make a read cold for every peer
-# alike. The unmount and mount are not timed.
+# alike. The unmount and mount are not timed. The in-memory floor would lose its files: it only
+# gets the page cache dropped.
 peer_remount() {
+	if [ "$1" = memfs ]; then
+		cold
+		return
+	fi
 	peer_umount "$1"
 	cold
 	peer_mount "$1"
@@ -265,6 +275,9 @@ fuse_round() {
 	# mkdir there creates one, so the files live one level down on every peer alike.
 	mkdir "$d"
 
+	# The in-memory floor runs only the small-file phases: its big files would measure Go's
+	# allocator and page faults, and its reads can never be cold.
+	if [ "$p" != memfs ]; then
 	# Sequential write of one big file; end_fsync=1 counts the time to make it durable, so a
 	# peer that buffers in memory (as ssefs' write-back buffer does) is not flattered.
 	cold
@@ -296,6 +309,7 @@ fuse_round() {
 		--time_based --runtime="$rand_secs" --randrepeat=1
 	v=$(fio_get iops); record "$r" "$p" rand_read_iops "$v"; say "  rand read 4k ${v} IOPS"
 	rm -f "$d/rand"
+	fi # not memfs
 
 	# Small files, one thread: create (open, write 4 KiB, close; no fsync), then ls -lR of the
 	# tree cold (remount + drop caches), then delete them all.
