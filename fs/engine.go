@@ -121,8 +121,13 @@ type Engine struct {
 	// first reading the directory in a transaction of its own: a directory never moves to
 	// another bucket, and Create checks the guess in its own transaction anyway.
 	lastCreateDir atomic.Pointer[dirBucket]
-	// pending holds the files created but not yet committed (pending.go).
+	// pending holds the files created but not yet committed (pending.go). stageMu keeps
+	// the name-adding transactions that run without nsMu (S3 PUT's first attempt, shared)
+	// apart from a create's check and staging of its name (exclusive): otherwise such a
+	// transaction could read the name free before the staging and commit it after the
+	// check, and the staged file would find its name taken at its commit.
 	pending pendingCreates
+	stageMu sync.RWMutex
 
 	// dirtyBytes sums the capacity of all write-back buffers, for the global bound.
 	dirtyBytes atomic.Int64

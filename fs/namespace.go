@@ -30,11 +30,18 @@ func (e *Engine) update(fn func(tx *meta.Tx) error) error {
 		return classify(e.db.Update(fn))
 	}
 	var applied []*pendingCreate
-	err := e.db.Update(func(tx *meta.Tx) (err error) {
-		if applied, err = e.applyPending(tx); err != nil {
-			return err
+	err := e.db.UpdateEach(func() func(tx *meta.Tx) error {
+		// Before the transaction begins: a create that left the list before this was
+		// committed before it, so the transaction sees it; one still listed is applied.
+		// Taken inside, a create committed by another transaction after this one began
+		// would be neither listed nor visible.
+		applied = e.pending.snapshot()
+		return func(tx *meta.Tx) error {
+			if err := e.applyPending(tx, applied); err != nil {
+				return err
+			}
+			return fn(tx)
 		}
-		return fn(tx)
 	})
 	if err == nil {
 		e.pending.committed(applied)
@@ -495,6 +502,7 @@ func (e *Engine) create(ctx context.Context, parent Ino, name string, o Owner, e
 
 	e.nsMu.Lock()
 	defer e.nsMu.Unlock()
+	e.stageMu.Lock()
 	var dir meta.Inode
 	var existing *meta.Entry
 	err = e.view(func(tx *meta.Tx) error {
@@ -515,6 +523,7 @@ func (e *Engine) create(ctx context.Context, parent Ino, name string, o Owner, e
 	if err == nil && existing == nil {
 		in, err = e.stageCreate(dir, name, o, fileID, sealed)
 	}
+	e.stageMu.Unlock()
 	if errors.Is(err, errWrongBucket) {
 		return Attr{}, nil, err
 	}

@@ -499,6 +499,12 @@ func (e *Engine) linkObjectTx(ctx context.Context, r linkReq, unlocked bool) (me
 		dropped []droppedInode
 		final   meta.Inode
 	)
+	if unlocked {
+		// A deferred create checks its name in one transaction and commits it in a later
+		// one; this transaction adds names without nsMu, so it must not run in between
+		// (stageMu). Only the transaction: what follows takes nsMu.
+		e.stageMu.RLock()
+	}
 	err := e.update(func(tx *meta.Tx) error {
 		changes, dropped = nil, nil
 		t := now()
@@ -575,6 +581,9 @@ func (e *Engine) linkObjectTx(ctx context.Context, r linkReq, unlocked bool) (me
 		changes = append(changes, Change{Ino: uint64(in.Ino), Parent: uint64(dir.Ino), Name: r.name})
 		return nil
 	})
+	if unlocked {
+		e.stageMu.RUnlock()
+	}
 	if err != nil {
 		return meta.Inode{}, err
 	}

@@ -28,8 +28,9 @@ import (
 //
 // Two transactions may apply the same pending create at once: both read the directory
 // entry, so Badger's conflict detection makes the second commit fail, and its retry finds
-// the entry stored (applyPending skips it). A pending create leaves the list only once a
-// commit that holds it succeeded.
+// the entry stored (applyCreate skips it). A pending create leaves the list only once a
+// commit that holds it returned, and a transaction takes the list before it begins
+// (update), so every create is either in its list or visible to it.
 //
 // Durability: a created file is committed at the latest when it is closed, fsynced or
 // synced (syncfs, the periodic sync, unmount), so "a closed file survives a kill of the
@@ -90,16 +91,15 @@ func containsCreate(cs []*pendingCreate, c *pendingCreate) bool {
 	return false
 }
 
-// applyPending writes the records of the pending creates into tx and returns the ones it
-// handled (written, or found already stored by another commit).
-func (e *Engine) applyPending(tx *meta.Tx) ([]*pendingCreate, error) {
-	cs := e.pending.snapshot()
+// applyPending writes the records of the pending creates cs into tx, skipping those
+// another commit stored already.
+func (e *Engine) applyPending(tx *meta.Tx, cs []*pendingCreate) error {
 	for _, c := range cs {
 		if err := e.applyCreate(tx, c); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return cs, nil
+	return nil
 }
 
 func (e *Engine) applyCreate(tx *meta.Tx, c *pendingCreate) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -243,4 +244,50 @@ func listNames(t *testing.T, e *Engine, dir Ino) []string {
 		names = append(names, ent.Name)
 	}
 	return names
+}
+
+// A create through the mount and an S3 PUT of the same name at once: whichever comes
+// second sees the first. The PUT's first attempt adds its name without nsMu; were it to
+// commit between a create's check and the commit of the staged file, the file would find
+// its name taken and be lost after its create succeeded.
+func TestPendingCreateRacingS3Put(t *testing.T) {
+	env := newTestEnv(t, 0, 0)
+	ctx := context.Background()
+	const rounds = 300
+	for i := range rounds {
+		name := fmt.Sprintf("k%d", i)
+		var wg sync.WaitGroup
+		var createErr, putErr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, h, err := env.e.Create(ctx, env.bucket, name, Owner{Mode: 0o644}, true)
+			if errors.Is(err, ErrExist) {
+				return // the PUT came first
+			}
+			if err != nil {
+				createErr = err
+				return
+			}
+			if _, err := h.WriteAt(ctx, []byte("from the mount"), 0); err != nil {
+				createErr = err
+			}
+			createErr = errors.Join(createErr, h.Release(ctx))
+		}()
+		go func() {
+			defer wg.Done()
+			_, putErr = env.e.PutObject(ctx, "bucket", name, strings.NewReader("from S3"), PutOptions{})
+		}()
+		wg.Wait()
+		if createErr != nil || putErr != nil {
+			t.Fatalf("round %d: create: %v; put: %v", i, createErr, putErr)
+		}
+		a, err := env.e.Lookup(ctx, env.bucket, name)
+		if err != nil {
+			t.Fatalf("round %d: lookup: %v", i, err)
+		}
+		if got := string(readAll(t, env.e, a.Ino)); got != "from S3" && got != "from the mount" {
+			t.Fatalf("round %d: %q", i, got)
+		}
+	}
 }

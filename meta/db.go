@@ -257,13 +257,27 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 	return db.update(fn)
 }
 
+// UpdateEach is Update for a caller that must prepare each attempt before its
+// transaction begins: attempt runs first, then the function it returns in a fresh
+// transaction.
+func (db *DB) UpdateEach(attempt func() func(tx *Tx) error) error {
+	if db.closed.Load() {
+		return errClosed
+	}
+	return db.updateEach(attempt)
+}
+
 // update is Update without the closed check, for Close's own last writes.
 func (db *DB) update(fn func(tx *Tx) error) error {
-	for attempt := 0; ; attempt++ {
-		err := db.tryUpdate(fn)
-		if errors.Is(err, badger.ErrConflict) && attempt < maxConflictRetries {
-			if attempt >= 10 {
-				time.Sleep(time.Duration(attempt) * 10 * time.Microsecond)
+	return db.updateEach(func() func(tx *Tx) error { return fn })
+}
+
+func (db *DB) updateEach(attempt func() func(tx *Tx) error) error {
+	for try := 0; ; try++ {
+		err := db.tryUpdate(attempt())
+		if errors.Is(err, badger.ErrConflict) && try < maxConflictRetries {
+			if try >= 10 {
+				time.Sleep(time.Duration(try) * 10 * time.Microsecond)
 			}
 			continue
 		}
