@@ -18,13 +18,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/ssefs/ssefs/internal/benchtools/benchmount"
 )
 
 // dir is a directory whose entries are go-fuse's own child list: Lookup, Readdir, Unlink
@@ -199,48 +200,10 @@ func main() {
 		os.Exit(2)
 	}
 	mnt := flag.Arg(0)
-	timeout := time.Second
-	server, err := fs.Mount(mnt, &dir{mtime: time.Now()}, &fs.Options{
-		EntryTimeout: &timeout,
-		AttrTimeout:  &timeout,
-		MountOptions: fuse.MountOptions{
-			FsName:            "memfs",
-			Name:              "memfs",
-			Debug:             *debug,
-			DirectMount:       true,
-			DirectMountStrict: os.Geteuid() == 0,
-			MaxWrite:          1 << 20,
-			MaxReadAhead:      1 << 20,
-			Options:           mountFlags(),
-		},
-	})
+	server, err := fs.Mount(mnt, &dir{mtime: time.Now()}, benchmount.Options("memfs", "memfs", *debug))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "memfs: mounting at %s: %v\n", mnt, err)
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stderr, "memfs: mounted %s\n", mnt)
-
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sig
-		for i := 0; i < 50; i++ {
-			if err := server.Unmount(); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		fmt.Fprintf(os.Stderr, "memfs: %v: could not unmount %s, exiting anyway\n", s, mnt)
-		os.Exit(1)
-	}()
-	server.Wait()
-}
-
-// mountFlags match loopbackfs' and ssefs': default_permissions only for a mount by
-// another user than root.
-func mountFlags() []string {
-	if os.Geteuid() == 0 {
-		return nil
-	}
-	return []string{"default_permissions"}
+	benchmount.Serve(server, "memfs", mnt)
 }
