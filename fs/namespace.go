@@ -23,8 +23,8 @@ type Owner struct {
 func isDirMode(mode uint32) bool { return mode&syscall.S_IFMT == syscall.S_IFDIR }
 func isRegMode(mode uint32) bool { return mode&syscall.S_IFMT == syscall.S_IFREG }
 
-// update runs fn in one metadata transaction and classifies what fails.
-// update runs fn in a transaction that first stores the pending creates (pending.go).
+// update runs fn in one metadata transaction, which first stores the pending creates
+// (pending.go), and classifies what fails.
 func (e *Engine) update(fn func(tx *meta.Tx) error) error {
 	if e.pending.n.Load() == 0 {
 		return classify(e.db.Update(fn))
