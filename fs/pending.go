@@ -142,5 +142,5 @@ func (e *Engine) settlePending() error {
 // Badger's per-entry overhead (the space guard adds its own slack).
 func pendingCreateBytes(name string, sealed []byte) uint64 {
 	const recordBound = 256 // an encoded inode with its key and entry header, rounded up
-	return uint64(3*recordBound + 2*len(name) + len(sealed))
+	return uint64(4*recordBound + 2*len(name) + len(sealed))
 }
