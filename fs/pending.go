@@ -2,6 +2,7 @@ package fs
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -71,24 +72,8 @@ func (p *pendingCreates) committed(done []*pendingCreate) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	kept := p.files[:0]
-	for _, c := range p.files {
-		if !containsCreate(done, c) {
-			kept = append(kept, c)
-		}
-	}
-	clear(p.files[len(kept):])
-	p.files = kept
-	p.n.Store(int32(len(kept)))
-}
-
-func containsCreate(cs []*pendingCreate, c *pendingCreate) bool {
-	for _, d := range cs {
-		if d == c {
-			return true
-		}
-	}
-	return false
+	p.files = slices.DeleteFunc(p.files, func(c *pendingCreate) bool { return slices.Contains(done, c) })
+	p.n.Store(int32(len(p.files)))
 }
 
 // applyPending writes the records of the pending creates cs into tx, skipping those
