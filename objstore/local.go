@@ -210,16 +210,26 @@ func (l *Local) create(id ID, data []byte) error {
 // fsync does.
 const writebackFrom = 512 << 10
 
-// writeObject writes data to f, a new file, and starts its writeback when it is big.
+// writeObject writes data to f, a new file. A big object goes to the disk directly
+// (direct.go) or, where it cannot, through the page cache with its writeback started.
 func writeObject(f *os.File, data []byte) error {
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
 	if len(data) < writebackFrom {
-		return nil
+		_, err := f.Write(data)
+		return err
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
+		return err
+	}
+	var done bool
+	var werr error
+	if err := rc.Control(func(fd uintptr) { done, werr = writeDirect(int(fd), data) }); err != nil {
+		return err
+	}
+	if done {
+		return werr
+	}
+	if _, err := f.Write(data); err != nil {
 		return err
 	}
 	return rc.Control(func(fd uintptr) { startWriteback(int(fd)) })

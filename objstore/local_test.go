@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func newTestLocal(t *testing.T) *Local {
@@ -312,12 +314,16 @@ func TestCheckFreeReadingStandsIn(t *testing.T) {
 	}
 }
 
-// TestBigObjectsStartTheirWriteback: a whole chunk's object queues its pages for the disk
-// once written (on both the create and the replace path), a small one does not, and both
-// read back whole.
-func TestBigObjectsStartTheirWriteback(t *testing.T) {
+// TestBigObjectsSkipThePageCache: a whole chunk's object goes to the disk with O_DIRECT
+// where the filesystem supports it (the unaligned tail of its size through the page
+// cache), on both the create and the replace path; a buffer that does not meet the
+// memory alignment, or a filesystem without direct I/O, falls back to the page cache with
+// its writeback started; a small object takes neither. Every object reads back whole.
+func TestBigObjectsSkipThePageCache(t *testing.T) {
 	ctx := context.Background()
 	l := newTestLocal(t)
+	dio := dioSupported(t, l.Dir())
+	t.Logf("direct I/O on %s: %v", l.Dir(), dio)
 	var started []int64
 	old := startWriteback
 	startWriteback = func(fd int) {
@@ -330,32 +336,65 @@ func TestBigObjectsStartTheirWriteback(t *testing.T) {
 	}
 	t.Cleanup(func() { startWriteback = old })
 
+	// Large allocations are page-aligned in Go; one byte in, the buffer fits no DIO
+	// alignment (512 or more).
+	misaligned := func(n int) []byte { return make([]byte, n+1)[1:] }
+	aligned := func(n int) []byte { return make([]byte, n) }
 	big := NewID()
 	for _, put := range []struct {
-		id    ID
-		size  int
-		start bool
+		name   string
+		id     ID
+		data   []byte
+		direct bool // written with O_DIRECT (where supported), else writeback started
 	}{
-		{NewID(), 1 << 10, false},
-		{NewID(), writebackFrom - 1, false},
-		{NewID(), writebackFrom, true},
-		{big, 1 << 20, true},
-		{big, 1<<20 + 7, true}, // an existing object: written through a temporary file
+		{"small", NewID(), aligned(1 << 10), false},
+		{"just below", NewID(), aligned(writebackFrom - 1), false},
+		{"threshold", NewID(), aligned(writebackFrom), true},
+		{"chunk", big, aligned(1 << 20), true},
+		{"replacing, unaligned tail", big, aligned(1<<20 + 7), true},
+		{"misaligned buffer", NewID(), misaligned(1 << 20), false},
 	} {
 		started = nil
-		data := bytes.Repeat([]byte{byte(put.size)}, put.size)
+		data := put.data
+		for i := range data {
+			data[i] = byte(i*7 + len(data))
+		}
+		before := directWrites.Load()
 		if err := l.Put(ctx, put.id, data); err != nil {
 			t.Fatal(err)
 		}
-		if want := []int64{int64(put.size)}; put.start && fmt.Sprint(started) != fmt.Sprint(want) {
-			t.Errorf("%d bytes: writeback started at sizes %v, want %v", put.size, started, want)
+		wentDirect := directWrites.Load() != before
+		big := len(data) >= writebackFrom
+		switch {
+		case wentDirect != (put.direct && dio):
+			t.Errorf("%s (%d bytes): written directly %v, want %v", put.name, len(data), wentDirect, put.direct && dio)
+		case big && !wentDirect && fmt.Sprint(started) != fmt.Sprint([]int64{int64(len(data))}):
+			t.Errorf("%s (%d bytes): writeback started at sizes %v, want once at the whole object", put.name, len(data), started)
+		case (!big || wentDirect) && len(started) != 0:
+			t.Errorf("%s (%d bytes): writeback started (%v) for an object %s", put.name, len(data), started, map[bool]string{true: "written directly", false: "this small"}[wentDirect])
 		}
-		if !put.start && len(started) != 0 {
-			t.Errorf("%d bytes: writeback started (%v); small objects are left to the kernel", put.size, started)
+		got := make([]byte, len(data))
+		if n, err := l.ReadAt(ctx, put.id, got, 0); n != len(data) || err != nil && !errors.Is(err, io.EOF) || !bytes.Equal(got, data) {
+			t.Fatalf("%s (%d bytes) read back: %d, %v, equal %v", put.name, len(data), n, err, bytes.Equal(got, data))
 		}
-		got := make([]byte, put.size)
-		if n, err := l.ReadAt(ctx, put.id, got, 0); n != put.size || err != nil && !errors.Is(err, io.EOF) || !bytes.Equal(got, data) {
-			t.Fatalf("%d bytes read back: %d, %v, equal %v", put.size, n, err, bytes.Equal(got, data))
+		if fi, err := os.Stat(l.path(put.id)); err != nil || fi.Size() != int64(len(data)) {
+			t.Fatalf("%s: object file %v, %v; want %d bytes", put.name, fi, err, len(data))
 		}
 	}
+}
+
+// dioSupported tells whether the filesystem of dir offers direct I/O (statx STATX_DIOALIGN).
+func dioSupported(t *testing.T, dir string) bool {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "dio-probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	var stx unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &stx); err != nil {
+		return false
+	}
+	return stx.Mask&unix.STATX_DIOALIGN != 0 && stx.Dio_offset_align != 0
 }
