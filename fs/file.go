@@ -866,6 +866,12 @@ func (of *openFile) commitInodeLocked() error {
 	return nil
 }
 
+// uncommittedLocked tells whether the next flush commits: written content or changed
+// attributes are still to be stored.
+func (of *openFile) uncommittedLocked() bool {
+	return of.changed || len(of.dirty) > 0 || len(of.inflight) > 0
+}
+
 // flushLocked stores every dirty chunk and the inode.
 func (of *openFile) flushLocked(ctx context.Context) error {
 	for len(of.dirty) > 0 || len(of.inflight) > 0 {

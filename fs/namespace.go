@@ -1034,7 +1034,17 @@ func (e *Engine) SetAttr(ctx context.Context, ino Ino, in SetAttrIn) (Attr, erro
 		// through it so a later flush does not undo it.
 		of.mu.Lock()
 		applyAttr(&of.inode, in)
-		err := of.commitInodeLocked()
+		var err error
+		if in.timesOnly() && of.uncommittedLocked() {
+			// The kernel's writeback cache keeps a written file's times itself and sends
+			// them before every flush and fsync of it: a commit of its own would double
+			// the metadata commits of every small file. The content these times describe
+			// is not committed either, so they ride on its commit (flush, fsync, close or
+			// the periodic sync) and are lost only with it.
+			of.changed = true
+		} else {
+			err = of.commitInodeLocked()
+		}
 		a := attrOf(&of.inode)
 		of.mu.Unlock()
 		if err != nil {
@@ -1057,6 +1067,11 @@ func (e *Engine) SetAttr(ctx context.Context, ino Ino, in SetAttrIn) (Attr, erro
 	}
 	e.publish(ctx, Change{Ino: ino})
 	return attrOf(&out), nil
+}
+
+// timesOnly tells whether a change sets nothing but the access and modification times.
+func (a SetAttrIn) timesOnly() bool {
+	return a.Mode == nil && a.Uid == nil && a.Gid == nil && a.Size == nil && !a.KillSetID
 }
 
 func applyAttr(in *meta.Inode, a SetAttrIn) {
