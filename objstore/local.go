@@ -35,6 +35,9 @@ type Local struct {
 	// created fan-out directories and crashed before syncing their names.
 	topDirty bool
 
+	// direct: whole chunks are written around the page cache (WriteDirect).
+	direct atomic.Bool
+
 	// keepFree: Put refuses (ENOSPC) an object that would leave less free space than
 	// this on the filesystem (see KeepFree).
 	keepFree atomic.Uint64
@@ -190,7 +193,7 @@ func (l *Local) create(id ID, data []byte) error {
 	if err != nil {
 		return err
 	}
-	werr := writeObject(f, data)
+	werr := writeObject(f, data, l.direct.Load())
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
@@ -210,9 +213,9 @@ func (l *Local) create(id ID, data []byte) error {
 // fsync does.
 const writebackFrom = 512 << 10
 
-// writeObject writes data to f, a new file. A big object goes to the disk directly
-// (direct.go) or, where it cannot, through the page cache with its writeback started.
-func writeObject(f *os.File, data []byte) error {
+// writeObject writes data to f, a new file. A big object goes to the disk directly if
+// asked and possible (direct.go), else through the page cache with its writeback started.
+func writeObject(f *os.File, data []byte, direct bool) error {
 	if len(data) < writebackFrom {
 		_, err := f.Write(data)
 		return err
@@ -223,8 +226,10 @@ func writeObject(f *os.File, data []byte) error {
 	}
 	var done bool
 	var werr error
-	if err := rc.Control(func(fd uintptr) { done, werr = writeDirect(int(fd), data) }); err != nil {
-		return err
+	if direct {
+		if err := rc.Control(func(fd uintptr) { done, werr = writeDirect(int(fd), data) }); err != nil {
+			return err
+		}
 	}
 	if done {
 		return werr
@@ -262,7 +267,7 @@ func (l *Local) replace(id ID, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
-	werr := writeObject(f, data)
+	werr := writeObject(f, data, l.direct.Load())
 	cerr := f.Close()
 	if werr == nil {
 		werr = cerr

@@ -322,6 +322,7 @@ func TestCheckFreeReadingStandsIn(t *testing.T) {
 func TestBigObjectsSkipThePageCache(t *testing.T) {
 	ctx := context.Background()
 	l := newTestLocal(t)
+	l.WriteDirect(true)
 	dio := dioSupported(t, l.Dir())
 	t.Logf("direct I/O on %s: %v", l.Dir(), dio)
 	var started []int64

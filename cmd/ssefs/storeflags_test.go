@@ -196,6 +196,13 @@ func TestS3DataDir(t *testing.T) {
 		t.Errorf("%d chunk objects in MinIO, want 6", chunks)
 	}
 
+	// Direct I/O is a local store's: asked of this one, the open fails, naming it.
+	t.Setenv("SSEFS_STORE_DIRECT_IO", "true")
+	if _, err := openStore(t, dir, false); err == nil || !strings.Contains(err.Error(), "SSEFS_STORE_DIRECT_IO") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("direct I/O for an S3 store: %v", err)
+	}
+	t.Setenv("SSEFS_STORE_DIRECT_IO", "")
+
 	// Without --store (fsck, key and bucket commands; a mount without the flag): the
 	// recorded store, with credentials from the environment.
 	t.Setenv("SSEFS_STORE", "")
