@@ -7,7 +7,9 @@
 #         write and (cold) read, create / ls -lR / delete of many 4 KiB files. A go-fuse
 #         in-memory file system (internal/benchtools/memfs: no disk, no crypto) runs the
 #         small-file workloads too, as the floor: what the FUSE round trips alone cost here
-#         (its ls -lR is not cold: its files live in its process);
+#         (its ls -lR is not cold: its files live in its process). The disk itself (peer
+#         "disk": the same workloads in a directory of the backing filesystem, no FUSE) is the
+#         ceiling of the sequential and cold reads;
 #   mem   ssefs' peak resident set while 64 files are written at once and while one big file
 #         is written in;
 #   S3    `ssefs serve` against a MinIO server with SSE-S3 (static KMS key), both measured with
@@ -26,7 +28,7 @@
 #                      memory test, 3 s s3bench phases with 200 latency operations
 #   --rounds N         rounds (default 4; 1 with --quick unless given)
 #   --only WHAT        fuse (FUSE workloads and the memory test), mem (memory test only) or s3
-#   --peers LIST       comma-separated FUSE peers (default ssefs,gocryptfs,securefs,loopback,memfs;
+#   --peers LIST       comma-separated FUSE peers (default ssefs,gocryptfs,securefs,loopback,memfs,disk;
 #                      securefs is left out when it cannot be installed)
 #   --big-gib N        size of the big file of the memory test (default 10; 1 with --quick)
 #   --workdir DIR      where stores and mountpoints live, on the disk to measure
@@ -97,8 +99,8 @@ case "$only" in all | fuse | mem | s3) ;; *) echo "$me: --only must be fuse, mem
 [ -n "$big_gib" ] || { [ "$quick" = 1 ] && big_gib=1 || big_gib=10; }
 case "$rounds" in '' | *[!0-9]* | 0) echo "$me: --rounds must be a positive number, got '$rounds'" >&2; exit 2 ;; esac
 case "$big_gib" in '' | *[!0-9]* | 0) echo "$me: --big-gib must be a positive number, got '$big_gib'" >&2; exit 2 ;; esac
-all_peers=(ssefs gocryptfs securefs loopback memfs)
-IFS=, read -r -a peers <<<"${peers_arg:-ssefs,gocryptfs,securefs,loopback,memfs}"
+all_peers=(ssefs gocryptfs securefs loopback memfs disk)
+IFS=, read -r -a peers <<<"${peers_arg:-ssefs,gocryptfs,securefs,loopback,memfs,disk}"
 for p in "${peers[@]}"; do
 	case " ${all_peers[*]} " in *" $p "*) ;; *) echo "$me: unknown peer '$p' (known: ${all_peers[*]})" >&2; exit 2 ;; esac
 done
@@ -217,8 +219,12 @@ peer_init() { # peer_init PEER: a fresh, empty store
 }
 
 declare -A mount_pid=()
+# peer_dir PEER: where PEER's files live: its mountpoint, or for the disk a directory beside the
+# other peers' stores.
+peer_dir() { if [ "$1" = disk ]; then echo "$run/disk.store"; else echo "$run/mnt/$1"; fi; }
 peer_mount() { # peer_mount PEER: mount it (in the foreground of a background job), wait until ready
 	local p=$1 back="$run/$1.store" mnt="$run/mnt/$1" log="$out/logs/$tag.log"
+	[ "$p" != disk ] || return 0
 	echo "--- mount $(date +%T)" >>"$log"
 	case "$p" in
 	ssefs) bg "$log" ssefs "$bin/ssefs" mount --data-dir "$back" "$mnt" ;;
@@ -232,6 +238,7 @@ peer_mount() { # peer_mount PEER: mount it (in the foreground of a background jo
 }
 peer_umount() { # peer_umount PEER: unmount, wait for the process to exit (ssefs flushes first)
 	local p=$1
+	[ "$p" != disk ] || return 0
 	unmount "$run/mnt/$p" "$p"
 	stop_pid "${mount_pid[$p]}" 300
 	unset "mount_pid[$p]"
@@ -239,10 +246,10 @@ peer_umount() { # peer_umount PEER: unmount, wait for the process to exit (ssefs
 # peer_remount PEER: unmount, drop every cache, mount again. A FUSE daemon may cache data in its
 # own memory, out of reach of drop_caches (ssefs keeps decrypted chunks and Badger's block cache,
 # securefs its block cache); a fresh process is the only way to make a read cold for every peer
-# alike. The unmount and mount are not timed. The in-memory floor would lose its files: it only
-# gets the page cache dropped.
+# alike. The unmount and mount are not timed. The in-memory floor would lose its files, and the
+# disk has no process: they only get the page cache dropped.
 peer_remount() {
-	if [ "$1" = memfs ]; then
+	if [ "$1" = memfs ] || [ "$1" = disk ]; then
 		cold
 		return
 	fi
@@ -264,7 +271,8 @@ drop_mounts() {
 
 # fuse_round ROUND PEER: every FUSE workload on PEER, on a fresh store.
 fuse_round() {
-	local r=$1 p=$2 d="$run/mnt/$2/bench" v t0 t1
+	local r=$1 p=$2 d v t0 t1
+	d="$(peer_dir "$2")/bench"
 	tag="r$r-$p"
 	say "round $r: $p"
 	record_load "$r" "$p"

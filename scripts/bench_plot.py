@@ -28,7 +28,7 @@ FUSE = [  # metric, column title, target ratio vs gocryptfs, target ratio vs loo
     ("ls_fps", "ls -lR files/s (cold)", 1.2, None),
     ("delete_fps", "delete files/s", 1.2, None),
 ]
-PEERS = ["ssefs", "gocryptfs", "securefs", "loopback", "memfs"]
+PEERS = ["ssefs", "gocryptfs", "securefs", "loopback", "memfs", "disk"]
 MEM = [("mem_parallel", "{writers} files of {file_mib} MiB written at once"),
        ("mem_big", "one {big_gib} GiB file written in")]
 
@@ -91,6 +91,7 @@ def main():
         "securefs": "securefs " + meta.get("securefs", "").split("+")[0],
         "loopback": f"go-fuse {meta.get('go_fuse', '')} loopback (no crypto)",
         "memfs": f"go-fuse {meta.get('go_fuse', '')} in memory (floor: small files only, ls not cold)",
+        "disk": "the disk itself (backing filesystem, no FUSE, no crypto)",
     }
     peers = [p for p in PEERS if any(k[0] == p and k[1] in dict((m[0], 1) for m in FUSE) for k in vals)]
     rounds = meta.get("rounds", "?")
@@ -224,7 +225,7 @@ def plot(d, peers, names, med, fuse, tp, combos, rounds):
     if panels == 0:
         return
     fig, axes = plt.subplots(panels, 1, figsize=(13, 5 * panels), squeeze=False)
-    colors = {"ssefs": "#d62728", "gocryptfs": "#1f77b4", "securefs": "#2ca02c", "loopback": "#7f7f7f", "memfs": "#bcbd22",
+    colors = {"ssefs": "#d62728", "gocryptfs": "#1f77b4", "securefs": "#2ca02c", "loopback": "#7f7f7f", "memfs": "#bcbd22", "disk": "#17becf",
               "minio": "#1f77b4"}
     cap = 6.0
     i = 0
