@@ -8,8 +8,8 @@
 #         in-memory file system (internal/benchtools/memfs: no disk, no crypto) runs the
 #         small-file workloads too, as the floor: what the FUSE round trips alone cost here
 #         (its ls -lR is not cold: its files live in its process). The disk itself (peer
-#         "disk": the same workloads in a directory of the backing filesystem, no FUSE) is the
-#         ceiling of the sequential and cold reads;
+#         "disk": the same workloads in a directory of the backing filesystem, no FUSE, no
+#         crypto) shows what the filesystem under every peer gives them;
 #   mem   ssefs' peak resident set while 64 files are written at once and while one big file
 #         is written in;
 #   S3    `ssefs serve` against a MinIO server with SSE-S3 (static KMS key), both measured with
