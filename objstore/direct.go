@@ -10,16 +10,18 @@ import (
 )
 
 // WriteDirect makes Put write whole chunks around the page cache (O_DIRECT) where the
-// filesystem allows (--store-direct-io). Copying a chunk into the page cache was most of
-// the CPU of a streaming write here: perf showed the kernel's copy_folio_from_iter_atomic
-// at 58% of the mount's samples while fio wrote 1 GiB, and dd of 1 GiB takes 0.28-3.1 s
-// of system time buffered against 0.13-0.17 s direct (the slow case being fresh
-// page-cache memory this VM must back first); fio's 1 GiB sequential write went from
-// 464-636 to 788-1,070 MB/s. The price is that nothing written stays cached: S3 GETs
-// of objects just PUT went from 1,500-2,000 to 520-880 MB/s with 8 clients, below MinIO,
-// since they now come from the disk. So it is off by default, for stores that mostly
-// take writes (backups, ingest). Durability does not change: an object's size and
-// blocks are metadata that only Sync makes durable.
+// filesystem allows (--store-direct-io). On this VM, copying into the page cache is at
+// times most of the CPU of a streaming write: dd of 1 GiB takes 0.28 s or 3.1 s of
+// system time buffered (the slow case being fresh page-cache memory the host must back
+// first) against 0.13-0.17 s direct, and perf once showed the kernel's
+// copy_folio_from_iter_atomic at 58% of the mount's samples. fio's 1 GiB sequential
+// write went from 464-636 to 788-1,070 MB/s in such runs, and gained nothing (936-1,046
+// against 973-1,011 MB/s, ssefs CPU 1.2-1.4 s both) when buffered writes were fast. The
+// price is that nothing written stays cached: S3 GETs of objects just PUT went from
+// 1,500-2,000 to 520-880 MB/s with 8 clients, below MinIO, since they now come from the
+// disk. So it is off by default, for stores that mostly take writes (backups, ingest).
+// Durability does not change: an object's size and blocks are metadata that only Sync
+// makes durable.
 func (l *Local) WriteDirect(on bool) { l.direct.Store(on) }
 
 // directWrites counts the objects written directly, so tests can tell the paths apart.

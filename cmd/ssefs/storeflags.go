@@ -83,7 +83,7 @@ func addObjStoreFlags(f *pflag.FlagSet) *objStoreFlags {
 	f.DurationVar(&s.timeout, "store-timeout", objstore.DefaultS3Timeout, "how long an S3 operation may take, retries included, before it fails (EIO on the mount, 503 over S3)")
 	f.StringVar(&s.cacheDir, "store-cache-dir", "", "directory of the local cache of S3 chunk objects, which stay ciphertext (default DATA/"+storeCacheDir+")")
 	f.IntVar(&s.cacheMB, "store-cache-mb", 0, "size bound of the local cache of S3 chunk objects, in MiB (0: no cache)")
-	f.BoolVar(&s.directIO, "store-direct-io", false, "write whole chunk objects of a local store around the page cache (O_DIRECT): half the CPU of streaming writes, but reads of recent objects go to the disk")
+	f.BoolVar(&s.directIO, "store-direct-io", false, "write whole chunk objects of a local store around the page cache (O_DIRECT): no copy into it for streaming writes, but reads of recent objects go to the disk")
 	return s
 }
 
