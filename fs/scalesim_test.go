@@ -62,8 +62,8 @@ var simRTTs = []time.Duration{100 * time.Microsecond, time.Millisecond, 2 * time
 
 // badgerOf returns the Badger database under a meta.DB. meta offers no hook for counting,
 // and the import rules keep engine code out of meta's own tests, so the simulation reads
-// the unexported handle. It only subscribes to the commit stream and commits sentinel keys
-// of its own (prefix simSentinel, which meta never uses) through it.
+// the unexported handle. It only subscribes to the commit stream; its sentinel keys (prefix
+// simSentinel, which meta never uses) go through meta.DB.Mark.
 func badgerOf(t testing.TB, db *meta.DB) *badger.DB {
 	f := reflect.ValueOf(db).Elem().FieldByName("bdb")
 	if !f.IsValid() || f.Type() != reflect.TypeFor[*badger.DB]() {
@@ -77,6 +77,7 @@ var simSentinel = []byte{0xf0, 's', 'i', 'm'}
 // kvMeter counts what reaches the metadata store.
 type kvMeter struct {
 	t   testing.TB
+	db  *meta.DB
 	bdb *badger.DB
 
 	mu      sync.Mutex
@@ -91,7 +92,7 @@ type kvMeter struct {
 }
 
 func newKVMeter(t testing.TB, db *meta.DB) *kvMeter {
-	m := &kvMeter{t: t, bdb: badgerOf(t, db), commits: map[uint64]bool{}, done: make(chan struct{})}
+	m := &kvMeter{t: t, db: db, bdb: badgerOf(t, db), commits: map[uint64]bool{}, done: make(chan struct{})}
 	m.cond = sync.NewCond(&m.mu)
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -143,9 +144,7 @@ func (m *kvMeter) writeSentinel() uint64 {
 	m.next++
 	n := m.next
 	m.mu.Unlock()
-	err := m.bdb.Update(func(txn *badger.Txn) error {
-		return txn.Set(simSentinel, []byte(fmt.Sprint(n)))
-	})
+	err := m.db.Mark(simSentinel, []byte(fmt.Sprint(n)))
 	if err != nil {
 		m.t.Fatalf("sentinel commit: %v", err)
 	}

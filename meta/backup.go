@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/pb"
@@ -168,7 +169,9 @@ func (tx *Tx) Deferred(upTo uint64, fn func(id [16]byte, version uint64) bool) e
 
 // Snapshot is one consistent view of the whole store, to be written out as a backup.
 type Snapshot struct {
-	txn *badger.Txn
+	db      *DB
+	txn     *badger.Txn
+	discard sync.Once
 }
 
 // Snapshot opens a read transaction over the whole store. Discard it when done: it holds
@@ -177,14 +180,14 @@ func (db *DB) Snapshot() (*Snapshot, error) {
 	if db.closed.Load() {
 		return nil, errClosed
 	}
-	return &Snapshot{txn: db.bdb.NewTransaction(false)}, nil
+	return &Snapshot{db: db, txn: db.clock.begin(false)}, nil
 }
 
 // ReadTs is the snapshot's read timestamp: it holds every commit at or below it.
 func (s *Snapshot) ReadTs() uint64 { return s.txn.ReadTs() }
 
-// Discard releases the snapshot.
-func (s *Snapshot) Discard() { s.txn.Discard() }
+// Discard releases the snapshot. Calling it again does nothing.
+func (s *Snapshot) Discard() { s.discard.Do(func() { s.db.clock.end(s.txn) }) }
 
 // snapshotBatch is the bound on one pb.KVList of a snapshot (Badger's own Stream sends
 // lists of a few MiB too).

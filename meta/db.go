@@ -48,6 +48,7 @@ const (
 // DB is the metadata store. It is safe for concurrent use.
 type DB struct {
 	bdb      *badger.DB
+	clock    *clock
 	readOnly bool
 	space    *spaceGuard // nil: no guard
 	commits  atomic.Uint64
@@ -85,7 +86,7 @@ func Open(dir string, encryptionKey []byte, opts Options) (*DB, error) {
 		WithReadOnly(opts.ReadOnly)
 	space := newSpaceGuard(dir, opts)
 	space.beforeOpen()
-	bdb, err := badger.Open(bopts)
+	bdb, err := badger.OpenManaged(bopts)
 	if err != nil {
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
 			return nil, fmt.Errorf("meta: open %s: wrong metadata encryption key: %w", dir, err)
@@ -95,6 +96,7 @@ func Open(dir string, encryptionKey []byte, opts Options) (*DB, error) {
 	space.afterOpen()
 	db := &DB{
 		bdb:      bdb,
+		clock:    newClock(bdb),
 		readOnly: opts.ReadOnly,
 		space:    space,
 		ino:      &sequence{key: sequenceKey("ino"), min: uint64(RootIno) + 1},
@@ -124,7 +126,7 @@ func (db *DB) init() error {
 		found   bool
 		hasRoot bool
 	)
-	err := db.bdb.View(func(txn *badger.Txn) error {
+	err := db.view(func(txn *badger.Txn) error {
 		item, err := txn.Get(superblockKey())
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -286,8 +288,8 @@ func (db *DB) updateEach(attempt func() func(tx *Tx) error) error {
 }
 
 func (db *DB) tryUpdate(fn func(tx *Tx) error) error {
-	txn := db.bdb.NewTransaction(true)
-	defer txn.Discard()
+	txn := db.clock.begin(true)
+	defer db.clock.end(txn)
 	tx := &Tx{txn: txn}
 	if err := fn(tx); err != nil {
 		return err
@@ -295,7 +297,7 @@ func (db *DB) tryUpdate(fn func(tx *Tx) error) error {
 	if err := db.space.admit(tx); err != nil {
 		return err
 	}
-	if err := txn.Commit(); err != nil {
+	if err := db.clock.commit(txn); err != nil {
 		return fmt.Errorf("meta: commit: %w", err)
 	}
 	db.commits.Add(1)
@@ -321,9 +323,37 @@ func (db *DB) View(fn func(tx *Tx) error) error {
 	if db.closed.Load() {
 		return errClosed
 	}
-	txn := db.bdb.NewTransaction(false)
-	defer txn.Discard()
-	return fn(&Tx{txn: txn})
+	return db.view(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+}
+
+// view runs fn in one read-only Badger transaction.
+func (db *DB) view(fn func(txn *badger.Txn) error) error {
+	txn := db.clock.begin(false)
+	defer db.clock.end(txn)
+	return fn(txn)
+}
+
+// Mark commits key = value outside the store's own key space (its first byte must be
+// 0xf0 or above: meta never uses those), in a transaction of its own through the same
+// commit path as every other. A measurement watching Badger's commit stream (which
+// delivers commits in the order they were written) knows, once the mark comes through,
+// that everything committed before it has passed: fs/scalesim_test.go.
+func (db *DB) Mark(key, value []byte) error {
+	if len(key) == 0 || key[0] < 0xf0 {
+		return fmt.Errorf("meta: mark %x: not outside the store's key space", key)
+	}
+	return db.rawUpdate(func(txn *badger.Txn) error { return txn.Set(key, value) })
+}
+
+// rawUpdate runs fn in one read-write Badger transaction and commits it, bypassing Tx and
+// the space guard: for marks and for tests that plant records Tx cannot write.
+func (db *DB) rawUpdate(fn func(txn *badger.Txn) error) error {
+	txn := db.clock.begin(true)
+	defer db.clock.end(txn)
+	if err := fn(txn); err != nil {
+		return err
+	}
+	return db.clock.commit(txn)
 }
 
 // NextIno returns a fresh inode number, never 0 or RootIno, never one handed out before.

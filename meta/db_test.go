@@ -234,7 +234,7 @@ func TestBadKeyLength(t *testing.T) {
 func TestFormatVersionMismatch(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, dir)
-	if err := db.bdb.Update(func(txn *badger.Txn) error {
+	if err := db.rawUpdate(func(txn *badger.Txn) error {
 		return txn.Set(superblockKey(), encodeSuperblock(FormatVersion+98))
 	}); err != nil {
 		t.Fatal(err)
@@ -763,7 +763,7 @@ func TestInodesIteration(t *testing.T) {
 
 func TestCorruptValueIsAnError(t *testing.T) {
 	db, _ := newDB(t)
-	if err := db.bdb.Update(func(txn *badger.Txn) error {
+	if err := db.rawUpdate(func(txn *badger.Txn) error {
 		return txn.Set(inodeKey(9), []byte{codecV1, 1, 2})
 	}); err != nil {
 		t.Fatal(err)
