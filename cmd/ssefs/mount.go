@@ -229,10 +229,12 @@ func runMount(args []string, stdout, stderr io.Writer) error {
 	}
 	defer api.stop(log)
 	// Signals are caught from before the mount exists: a SIGTERM between the "mounted"
-	// line and signal.Notify would kill the process and leave the mount behind.
+	// line and signal.Notify would kill the process and leave the mount behind. They stay
+	// caught until the process exits (no signal.Stop): 'ssefs umount' returns once the
+	// store is closed, and a SIGTERM from whoever waited for that (systemd, a script)
+	// while the rest shuts down must not turn a clean exit into death by a signal.
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
 	server, err := fuse.Mount(mountpoint, store.engine, fuse.Options{
 		AllowOther: cfg.allowOther, Debug: cfg.debug, Logger: log, RootIno: root, Timeout: cfg.attrTimeout,
 		WritebackCache: cfg.writebackCache, ReadAheadKB: cfg.readAheadKB, Source: mountSource(store.dir),

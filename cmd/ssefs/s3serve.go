@@ -337,9 +337,10 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer backups.stop()
 
+	// Caught until the process exits (no signal.Stop), as in runMount: a second SIGTERM
+	// while it shuts down must not kill it in the middle of closing the store.
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
 	api, err := startS3(c.s3, store.engine, web, log, stderr)
 	if err != nil {
 		return err
