@@ -1,8 +1,6 @@
 // Package meta keeps all of ssefs' metadata in an embedded, encrypted Badger store:
 // inodes, directory entries, chunk maps, sealed keys (as opaque bytes), xattrs, symlink
 // targets, bucket configs and orphans. Every namespace change is one transaction.
-//
-// SPEC (to be implemented): every method below is the contract the engine uses.
 package meta
 
 import "errors"
