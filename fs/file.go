@@ -47,6 +47,9 @@ type openFile struct {
 	sizeHeldBack bool
 	// eofTrimmed: stale chunk data past the size was dropped (trimBeforeGrowing).
 	eofTrimmed bool
+	// writeEnd is where the last write ended: a write that starts there continues a
+	// sequential stream (see WriteAt).
+	writeEnd int64
 	// sseC is set for an SSE-C file: the MD5 of its client key, which every open must
 	// present (openObjectLocked); plain opens (FUSE) are refused.
 	sseC *[16]byte
@@ -673,18 +676,25 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 		}
 	}
 	cs := int64(of.cs())
+	// A chunk a sequential stream has written to its end is done with: it is stored at
+	// once, to bound memory. A random writer that happens to write a chunk's last bytes
+	// will most likely come back to it: storing it then would cost a seal and a store now
+	// and a load and an open at its next write.
+	sequential := off == of.writeEnd
 	var full []uint64
 	for pc := range chunkPieces(p, off, cs) {
 		n := len(pc.buf)
-		buf, err := of.buffer(ctx, pc.idx, pc.lo == 0 && int64(n) == cs, int(pc.lo)+n)
+		whole := pc.lo == 0 && int64(n) == cs
+		buf, err := of.buffer(ctx, pc.idx, whole, int(pc.lo)+n)
 		if err != nil {
 			return pc.at, err
 		}
 		copy(buf[pc.lo:], pc.buf)
-		if int64(len(buf)) == cs && pc.lo+int64(n) == cs {
+		if int64(len(buf)) == cs && pc.lo+int64(n) == cs && (sequential || whole) {
 			full = append(full, pc.idx)
 		}
 	}
+	of.writeEnd = off + int64(len(p))
 	if end := uint64(off) + uint64(len(p)); end > of.inode.Size {
 		of.inode.Size = end
 	}
@@ -693,8 +703,7 @@ func (h *Handle) WriteAt(ctx context.Context, p []byte, off int64) (int, error) 
 		of.changed = true
 		of.contentChanged = true
 	}
-	// A chunk written to its end is done with (sequential writes): store it now to bound
-	// memory. Under global pressure, store everything this file holds.
+	// Under global pressure, store everything this file holds.
 	if of.e.dirtyBytes.Load() > of.e.bufLimit {
 		// Chunks being sealed still count, and one written again meanwhile counts twice:
 		// waiting for them may be all it takes. Otherwise a random writer whose file

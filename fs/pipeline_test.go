@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"sync/atomic"
 	"syscall"
@@ -298,9 +299,12 @@ func TestRewriteWhileSealingKeepsOthersBuffered(t *testing.T) {
 	}
 	before := store.puts.Load()
 	for round := 0; round < 20; round++ {
-		// Writing the end of chunk 0 completes it (sealed at once); writing it again at
-		// once copies it while it is being sealed.
+		// Writing the end of chunk 0 in a sequential stream completes it (sealed at once);
+		// writing it again at once copies it while it is being sealed.
 		end := bytes.Repeat([]byte{byte(round)}, 100)
+		if _, err := h.WriteAt(ctx, end, cs-200); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := h.WriteAt(ctx, end, cs-100); err != nil {
 			t.Fatal(err)
 		}
@@ -314,6 +318,10 @@ func TestRewriteWhileSealingKeepsOthersBuffered(t *testing.T) {
 	// One chunk object per rewrite of chunk 0, and nothing else stored.
 	if n := store.puts.Load() - before; n > 20 {
 		t.Fatalf("%d chunk objects stored for 20 rewrites of one chunk: the other chunks were flushed", n)
+	} else if n == 0 {
+		t.Fatal("chunk 0 was never sealed: the test tests nothing")
+	} else {
+		t.Logf("%d chunk objects stored for 20 rewrites", n)
 	}
 }
 
@@ -417,5 +425,64 @@ func TestSlowStoreDoesNotHoldSealers(t *testing.T) {
 	}
 	if got := readAll(t, env.e, a.Ino); !bytes.Equal(got, data) {
 		t.Fatal("read back other bytes")
+	}
+}
+
+// A chunk that a sequential stream writes to its end is stored at once, to bound memory;
+// one whose last bytes a random writer happens to write stays buffered, as that writer
+// is likely to come back to it (storing it would cost a seal and a store now, and a load
+// and an open at its next write).
+func TestOnlyStreamsStoreFullChunksAtOnce(t *testing.T) {
+	const cs = 2 * darePayload
+	env := newTestEnv(t, cs, 64*cs)
+	ctx := context.Background()
+	_, h, err := env.e.Create(ctx, env.bucket, "f", Owner{Mode: 0o644}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release(ctx)
+	want := make([]byte, 9*cs)
+	write := func(off, n int) {
+		t.Helper()
+		p := make([]byte, n)
+		rand.Read(p)
+		if _, err := h.WriteAt(ctx, p, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+		copy(want[off:], p)
+	}
+	state := func(idx uint64) string {
+		of := h.of
+		of.mu.Lock()
+		defer of.mu.Unlock()
+		_, buffered := of.dirty[idx]
+		switch {
+		case buffered && of.inflight[idx] == nil:
+			return "buffered"
+		case !buffered && of.inflight[idx] != nil:
+			return "sealing"
+		}
+		return fmt.Sprintf("buffered %v, sealing %v", buffered, of.inflight[idx] != nil)
+	}
+	write(cs, cs-100)    // chunk 1 but for its last 100 bytes
+	write(3*cs+7, 10)    // elsewhere
+	write(2*cs-100, 100) // chunk 1's end, not where the last write ended
+	if got := state(1); got != "buffered" {
+		t.Errorf("chunk 1, its end written by a random writer: %s, want buffered", got)
+	}
+	write(5*cs, cs-100)  // chunk 5 in two writes,
+	write(6*cs-100, 100) // the second continuing the first
+	if got := state(5); got != "sealing" {
+		t.Errorf("chunk 5, written to its end by a stream: %s, want sealing", got)
+	}
+	write(8*cs, cs) // one write of a whole chunk
+	if got := state(8); got != "sealing" {
+		t.Errorf("chunk 8, written whole: %s, want sealing", got)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, env.e, Ino(h.of.inode.Ino)); !bytes.Equal(got, want) {
+		t.Error("content differs from what was written")
 	}
 }
