@@ -11,10 +11,10 @@ import (
 // mode. Badger's own oracle does this bookkeeping with two watermark goroutines fed by
 // channel sends, two per read-only transaction and four per update; on two cores each send
 // tends to wake a parked goroutine on another thread. That was 6.5% of the CPU of a
-// small-file create (waking the watermark goroutine in NewTransaction alone), and creating
-// 5,000 files cost 312-366 µs of CPU per file with it against 268-280 without (ops.sh, three
-// rounds alternating). The same bookkeeping under one mutex is a few slice and map
-// operations.
+// small-file create (waking the watermark goroutine in NewTransaction alone); creating
+// 5,000 files cost 288/308/276 µs of CPU per file with Badger's oracle and 248/238/254
+// with this one (ops.sh, three rounds alternating). The same bookkeeping under one mutex
+// is a few slice and map operations.
 //
 // What it keeps of Badger's guarantees:
 //   - A transaction reads at the newest commit timestamp handed out, once every commit at
