@@ -288,20 +288,17 @@ func (db *DB) updateEach(attempt func() func(tx *Tx) error) error {
 }
 
 func (db *DB) tryUpdate(fn func(tx *Tx) error) error {
-	txn := db.clock.begin(true)
-	defer db.clock.end(txn)
-	tx := &Tx{txn: txn}
-	if err := fn(tx); err != nil {
-		return err
+	err := db.rawUpdate(func(txn *badger.Txn) error {
+		tx := &Tx{txn: txn}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return db.space.admit(tx)
+	})
+	if err == nil {
+		db.commits.Add(1)
 	}
-	if err := db.space.admit(tx); err != nil {
-		return err
-	}
-	if err := db.clock.commit(txn); err != nil {
-		return fmt.Errorf("meta: commit: %w", err)
-	}
-	db.commits.Add(1)
-	return nil
+	return err
 }
 
 // Commits counts the transactions committed since Open: each is a hand-off to Badger's
@@ -345,15 +342,19 @@ func (db *DB) Mark(key, value []byte) error {
 	return db.rawUpdate(func(txn *badger.Txn) error { return txn.Set(key, value) })
 }
 
-// rawUpdate runs fn in one read-write Badger transaction and commits it, bypassing Tx and
-// the space guard: for marks and for tests that plant records Tx cannot write.
+// rawUpdate runs fn in one read-write Badger transaction and commits it: the one commit
+// path, under Update's Tx and space guard, and bare for marks and for tests that plant
+// records Tx cannot write. An error from fn aborts and is returned unchanged.
 func (db *DB) rawUpdate(fn func(txn *badger.Txn) error) error {
 	txn := db.clock.begin(true)
 	defer db.clock.end(txn)
 	if err := fn(txn); err != nil {
 		return err
 	}
-	return db.clock.commit(txn)
+	if err := db.clock.commit(txn); err != nil {
+		return fmt.Errorf("meta: commit: %w", err)
+	}
+	return nil
 }
 
 // NextIno returns a fresh inode number, never 0 or RootIno, never one handed out before.
