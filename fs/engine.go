@@ -69,6 +69,10 @@ type Config struct {
 	// ReadCacheGrew, if set, is told how many bytes the read cache holds as it fills
 	// (in steps of 8 MiB), for a memory limit that follows it.
 	ReadCacheGrew func(bytes int64)
+	// InodesHeld, if set, is told how many inodes the frontends hold each time that number
+	// crosses another multiple of HeldStep, either way: every inode the kernel keeps costs
+	// memory in the frontend, for a memory limit that follows it.
+	InodesHeld func(inodes int)
 	// KeepOrphans leaves unlinked inodes on the orphan list at New and Close instead of
 	// deleting them, so that fsck can report them and only its --repair deletes them.
 	KeepOrphans bool
@@ -102,6 +106,8 @@ type Engine struct {
 	// open racing with a rename over its target still finds the inode it looked up.
 	kernelRefs map[Ino]int  // guarded by nsMu
 	orphans    map[Ino]bool // guarded by nsMu
+	inodesHeld func(inodes int)
+	heldSteps  int // len(kernelRefs)/HeldStep when inodesHeld was last told; guarded by nsMu
 
 	// securityXattrs is false while no inode ever got a security.* xattr: getxattr of
 	// such a name (ls -l asks security.selinux of every file) needs no lookup then.
@@ -173,6 +179,7 @@ func New(cfg Config) (*Engine, error) {
 		watchBuffer: cfg.WatchBuffer,
 		files:       make(map[Ino]*openFile),
 		kernelRefs:  make(map[Ino]int),
+		inodesHeld:  cfg.InodesHeld,
 		orphans:     make(map[Ino]bool),
 		bucketNames: make(map[Ino]string),
 		bucketKeys:  make(map[Ino]string),
@@ -239,8 +246,30 @@ func (e *Engine) Close() error {
 // its last link until Forget.
 func (e *Engine) Reference(ino Ino) {
 	e.nsMu.Lock()
-	e.kernelRefs[ino]++
+	e.referenceLocked(ino)
 	e.nsMu.Unlock()
+}
+
+// HeldStep is how far the number of held inodes moves before Config.InodesHeld hears of
+// it: often enough to follow a tree being created, rarely enough to cost nothing per lookup.
+const HeldStep = 4096
+
+// referenceLocked takes a frontend's reference on ino. Must hold nsMu.
+func (e *Engine) referenceLocked(ino Ino) {
+	e.kernelRefs[ino]++
+	e.heldChanged()
+}
+
+// heldChanged tells InodesHeld when the number of held inodes crossed a step. Must hold
+// nsMu, which keeps the reports in order.
+func (e *Engine) heldChanged() {
+	if e.inodesHeld == nil {
+		return
+	}
+	if steps := len(e.kernelRefs) / HeldStep; steps != e.heldSteps {
+		e.heldSteps = steps
+		e.inodesHeld(len(e.kernelRefs))
+	}
 }
 
 // Forget drops a reference taken with Reference; an unlinked inode that nobody holds or
@@ -252,6 +281,7 @@ func (e *Engine) Forget(ino Ino) {
 		return
 	}
 	delete(e.kernelRefs, ino)
+	e.heldChanged()
 	if err := e.deleteOrphanLocked(ino); err != nil {
 		e.log.Error("deleting an unlinked inode failed; it is reclaimed at the next start", "ino", ino, "err", err)
 	}

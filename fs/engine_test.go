@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ssefs/ssefs/keys"
@@ -478,6 +479,40 @@ func TestPartialFlushDoesNotCommitUnwrittenSize(t *testing.T) {
 			len(got), i, i/testChunk, len(full), len(old))
 	}
 	t.Logf("after the crash: %d of %d bytes", len(got), len(full))
+}
+
+// TestInodesHeldFollowsKernelReferences: the memory limit hears how many inodes the
+// kernel holds, at each step either way, counting inodes rather than references, from
+// lookups as from Reference.
+func TestInodesHeldFollowsKernelReferences(t *testing.T) {
+	env := newTestEnv(t, 0, 0)
+	var told []int
+	env.close()
+	env.cfg.InodesHeld = func(n int) { told = append(told, n) }
+	env.open()
+	ctx := context.Background()
+	if _, err := env.e.Mkdir(ctx, env.bucket, "dir", Owner{Mode: 0o755}); err != nil {
+		t.Fatal(err)
+	}
+	looked, err := env.e.LookupRef(ctx, env.bucket, "dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.e.Reference(looked.Ino) // a second reference to the same inode is not another inode
+	// Inode numbers no lookup handed out: Reference only counts, as FUSE's lookups do.
+	const first = 1 << 40
+	for ino := Ino(first); ino < first+2*HeldStep; ino++ {
+		env.e.Reference(ino)
+	}
+	if want := []int{HeldStep, 2 * HeldStep}; !slices.Equal(told, want) {
+		t.Fatalf("after %d inodes: told %v, want %v", 2*HeldStep+1, told, want)
+	}
+	for ino := Ino(first); ino < first+HeldStep+2; ino++ {
+		env.e.Forget(ino)
+	}
+	if want := []int{HeldStep, 2 * HeldStep, 2*HeldStep - 1, HeldStep - 1}; !slices.Equal(told, want) {
+		t.Fatalf("after forgetting: told %v, want %v", told, want)
+	}
 }
 
 // TestKernelReferenceKeepsOnlyReplacedInodes: the kernel's lookup reference keeps an

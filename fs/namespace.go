@@ -125,7 +125,7 @@ func (e *Engine) foundLocked(a Attr, ref bool) Attr {
 		of.mu.Unlock()
 	}
 	if ref {
-		e.kernelRefs[a.Ino]++
+		e.referenceLocked(a.Ino)
 	}
 	return a
 }

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ssefs/ssefs/fs"
 	"github.com/ssefs/ssefs/keys"
 )
 
@@ -222,5 +224,36 @@ func TestMetaSpaceGuard(t *testing.T) {
 	if again := metaOptions(dir, quietLog); again.MinFree != opts.MinFree || again.SpareFile != opts.SpareFile || again.SpareSize != opts.SpareSize {
 		t.Errorf("meta options once meta/ exists: MinFree %d, spare %s of %d; want %d, %s of %d",
 			again.MinFree, again.SpareFile, again.SpareSize, opts.MinFree, opts.SpareFile, opts.SpareSize)
+	}
+}
+
+// TestMemoryLimitFollowsHeldInodes: the soft memory limit makes room for the inodes the
+// kernel holds, through the engine the data directory opens, and gives it back.
+func TestMemoryLimitFollowsHeldInodes(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	d, err := openStore(t, t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	base := int64(8<<20) + memoryRest // openStore's --write-buffer-mb 8, nothing cached yet
+	if got := debug.SetMemoryLimit(-1); got != base {
+		t.Fatalf("limit at start %d, want %d", got, base)
+	}
+	const first, n = 1 << 40, 3 * fs.HeldStep
+	for ino := fs.Ino(first); ino < first+n; ino++ {
+		d.engine.Reference(ino)
+	}
+	if got, want := debug.SetMemoryLimit(-1), base+n*heldInodeBytes; got != want {
+		t.Errorf("limit with %d inodes held %d, want %d", n, got, want)
+	}
+	for ino := fs.Ino(first); ino < first+n; ino++ {
+		d.engine.Forget(ino)
+	}
+	// The engine reports in steps: the last it told is below one step.
+	if got := debug.SetMemoryLimit(-1); got < base || got >= base+fs.HeldStep*heldInodeBytes {
+		t.Errorf("limit once the kernel forgot them %d, want %d plus less than a step", got, base)
 	}
 }
