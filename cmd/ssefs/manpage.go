@@ -441,7 +441,7 @@ func manEnvironment() []envVar {
 			"the S3 object store's credentials when --store-access-key is not given"},
 		{[]string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"}, "the S3 object store's endpoint and region when not given or recorded"},
 		{[]string{"XDG_DATA_HOME"}, "the default data directory is $XDG_DATA_HOME/ssefs (else ~/.local/share/ssefs)"},
-		{[]string{"GOMEMLIMIT"}, "overrides the memory limit ssefs sets from --write-buffer-mb and --read-cache-mb"},
+		{[]string{"GOMEMLIMIT"}, "overrides the memory limit ssefs sets from --write-buffer-mb, --read-cache-mb and the inodes the kernel holds"},
 		{[]string{"SSEFS_DEBUG_PPROF"}, "a loopback HOST:PORT where mount and serve serve Go's profiler; for developers only: profiles can hold plaintext and keys"},
 	}
 }
