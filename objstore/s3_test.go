@@ -91,7 +91,7 @@ func TestS3RetriesTransientErrors(t *testing.T) {
 
 // A store that keeps failing makes the operation fail with ErrUnavailable once the
 // operation's timeout has passed, not before (give or take the last backoff) and not long
-// after, having tried several times.
+// after, having retried more than once.
 func TestS3GivesUpAtTheDeadline(t *testing.T) {
 	f := newFakeS3(t)
 	cfg := f.config()
@@ -111,7 +111,11 @@ func TestS3GivesUpAtTheDeadline(t *testing.T) {
 	if took < 600*time.Millisecond || took > 1500*time.Millisecond {
 		t.Errorf("gave up after %s, want about the 800ms timeout", took)
 	}
-	if n := f.requests.Load(); n < 5 {
+	// How many attempts fit depends on how long each takes: under -race on a loaded
+	// 2-core CI machine four took 776ms. What matters is that it kept retrying until
+	// the deadline rather than a fixed number of times, which the bound on took above
+	// checks (the first two waits are at most 60ms together).
+	if n := f.requests.Load(); n < 3 {
 		t.Errorf("only %d attempts in %s", n, took)
 	}
 	// The same holds for reads, deletes and listings.
