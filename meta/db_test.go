@@ -394,6 +394,12 @@ func TestDeleteInode(t *testing.T) {
 				return err
 			}
 		}
+		// An inline chunk: its record goes, and it is not returned, as there is no
+		// object to delete.
+		inline := Chunk{Index: 3*scanBatch*300 + 1, Object: [16]byte{0xee}, Version: 9, PlainLen: 5, StoredLen: 3, Inline: []byte("abc")}
+		if err := tx.PutChunk(ino, inline); err != nil {
+			return err
+		}
 		// More chunks than one iteration batch holds.
 		for i := uint64(0); i < 3*scanBatch+7; i++ {
 			c := Chunk{Index: i * 300, Object: [16]byte{byte(i), byte(i >> 8)}, Version: i + 1, PlainLen: uint32(i), StoredLen: uint32(i) + 32}

@@ -150,8 +150,9 @@ func (tx *Tx) PutInode(in *Inode) error {
 	return wrap(tx.set(inodeKey(in.Ino), encodeInode(in)), "put inode %d", in.Ino)
 }
 
-// DeleteInode removes the inode and everything keyed by it, and returns the chunks it
-// removed so the caller can delete their objects once this commit is durable.
+// DeleteInode removes the inode and everything keyed by it, and returns the removed
+// chunks that live in objects, so the caller can delete those objects once this commit is
+// durable. Inline chunks are not returned: their ciphertext goes with their record.
 //
 // It writes a deletion only for records that may exist: each one it writes is an
 // (encrypted) entry in Badger's log and memtable, and a tombstone in its tables until a
@@ -169,21 +170,7 @@ func (tx *Tx) DeleteInode(ino Ino) ([]Chunk, error) {
 	if in, err := decodeInode(ino, v); err == nil {
 		typ = in.Mode & syscall.S_IFMT
 	}
-	var chunks []Chunk
-	var keys [][]byte
-	err = tx.scan(chunkPrefix(ino), nil, false, func(k, v []byte) (bool, error) {
-		_, idx, err := decodeChunkKey(k)
-		if err != nil {
-			return false, err
-		}
-		c, err := decodeChunk(idx, v)
-		if err != nil {
-			return false, err
-		}
-		chunks = append(chunks, c)
-		keys = append(keys, k)
-		return true, nil
-	})
+	chunks, keys, err := tx.chunksToDelete(ino)
 	if err != nil {
 		return nil, wrap(err, "delete inode %d: chunks", ino)
 	}
@@ -221,6 +208,39 @@ func (tx *Tx) DeleteInode(ino Ino) ([]Chunk, error) {
 		}
 	}
 	return chunks, nil
+}
+
+// chunksToDelete returns the keys of all of ino's chunk records and the records of those
+// held in objects. Unlike scan it decodes each value where Badger keeps it: an inline
+// chunk's ciphertext (4 KiB for a small file) is never copied out, which was a tenth of
+// an unlink's CPU. It opens no other iterator while its own is open, as Badger requires
+// of a read-write transaction, so it needs none of scan's batching.
+func (tx *Tx) chunksToDelete(ino Ino) (chunks []Chunk, keys [][]byte, err error) {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = chunkPrefix(ino)
+	opts.PrefetchValues = false
+	it := tx.txn.NewIterator(opts)
+	defer it.Close()
+	for it.Seek(opts.Prefix); it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.KeyCopy(nil)
+		_, idx, err := decodeChunkKey(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		err = item.Value(func(v []byte) error {
+			c, err := decodeChunk(idx, v)
+			if err == nil && c.Inline == nil {
+				chunks = append(chunks, c)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, k)
+	}
+	return chunks, keys, nil
 }
 
 func (tx *Tx) Inodes(fn func(Inode) bool) error {
