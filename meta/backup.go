@@ -131,10 +131,7 @@ func (tx *Tx) Deferred(upTo uint64, fn func(id [16]byte, version uint64) bool) e
 	seek := []byte{pfxDeferred}
 	batch := make([]rec, 0, scanBatch)
 	for {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte{pfxDeferred}
-		opts.PrefetchValues = false
-		it := tx.txn.NewIterator(opts)
+		it := tx.prefixIterator([]byte{pfxDeferred})
 		batch = batch[:0]
 		var bad []byte
 		for it.Seek(seek); it.Valid() && len(batch) < scanBatch; it.Next() {

@@ -3,8 +3,6 @@ package meta
 import (
 	"fmt"
 	"strings"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Scans and deletions for fsck. The engine never needs them: it reaches every record
@@ -56,10 +54,7 @@ func (tx *Tx) recordOwners(pfx byte, fn func(Ino) bool) (bool, error) {
 	batch := make([]Ino, 0, scanBatch)
 	for {
 		// As scan does: collect a batch, close the iterator, then call fn, so fn may use tx.
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte{pfx}
-		opts.PrefetchValues = false
-		it := tx.txn.NewIterator(opts)
+		it := tx.prefixIterator([]byte{pfx})
 		batch = batch[:0]
 		done := true
 		for it.Seek(seek); it.Valid(); {

@@ -22,10 +22,7 @@ func (tx *Tx) getSorted(prefix []byte, keys [][]byte) (vals [][]byte, err error)
 	if len(keys) == 0 {
 		return vals, nil
 	}
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = prefix
-	opts.PrefetchValues = false // values are read below, only for the keys asked for
-	it := tx.txn.NewIterator(opts)
+	it := tx.prefixIterator(prefix)
 	defer it.Close()
 	it.Seek(keys[0])
 	for i, k := range keys {

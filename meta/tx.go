@@ -84,6 +84,17 @@ func wrap(err error, format string, args ...any) error {
 	return fmt.Errorf("meta: %s: %w", fmt.Sprintf(format, args...), err)
 }
 
+// prefixIterator iterates over the keys with prefix. Values are read one at a time, only
+// where wanted: prefetching would start a goroutine per item, and metadata values are
+// small and inline in the LSM tree anyway. A read-write transaction allows one open
+// iterator at a time.
+func (tx *Tx) prefixIterator(prefix []byte) *badger.Iterator {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.PrefetchValues = false
+	return tx.txn.NewIterator(opts)
+}
+
 // scan visits the keys under prefix, starting at start (nil = the first), in key order.
 // visit returning false stops the scan.
 func (tx *Tx) scan(prefix, start []byte, keysOnly bool, visit func(key, val []byte) (bool, error)) error {
@@ -94,12 +105,7 @@ func (tx *Tx) scan(prefix, start []byte, keysOnly bool, visit func(key, val []by
 	type kv struct{ key, val []byte }
 	batch := make([]kv, 0, 16)
 	for {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefix
-		// Values are read below, one at a time: prefetching would start a goroutine
-		// per item, and metadata values are small and inline in the LSM tree anyway.
-		opts.PrefetchValues = false
-		it := tx.txn.NewIterator(opts)
+		it := tx.prefixIterator(prefix)
 		batch = batch[:0]
 		var err error
 		for it.Seek(seek); it.Valid() && len(batch) < scanBatch; it.Next() {
@@ -216,12 +222,10 @@ func (tx *Tx) DeleteInode(ino Ino) ([]Chunk, error) {
 // an unlink's CPU. It opens no other iterator while its own is open, as Badger requires
 // of a read-write transaction, so it needs none of scan's batching.
 func (tx *Tx) chunksToDelete(ino Ino) (chunks []Chunk, keys [][]byte, err error) {
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = chunkPrefix(ino)
-	opts.PrefetchValues = false
-	it := tx.txn.NewIterator(opts)
+	prefix := chunkPrefix(ino)
+	it := tx.prefixIterator(prefix)
 	defer it.Close()
-	for it.Seek(opts.Prefix); it.Valid(); it.Next() {
+	for it.Seek(prefix); it.Valid(); it.Next() {
 		item := it.Item()
 		k := item.KeyCopy(nil)
 		_, idx, err := decodeChunkKey(k)
